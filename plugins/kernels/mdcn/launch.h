@@ -1,0 +1,55 @@
+// Launchers of the modulated deformable convolution (RrsrModulatedDeformConv, = ONNX DeformConv opset 19).
+// Plain pointers, sizes, dtype enums and a void* stream only; hosts (ORT, TensorRT, torch) validate shapes and
+// attributes first and translate their types.
+//
+// Layouts (all NCHW, contiguous):
+//   x      [n, c, h, w]                                   type t
+//   weight [c_out, c / group, kh, kw]                     type t
+//   offset [n, 2 * offset_group * kh * kw, h_out, w_out]  type t_offset; (dy, dx) per group and tap
+//   bias   [c_out] or nullptr                             type t
+//   mask   [n, offset_group * kh * kw, h_out, w_out] or nullptr   type t_offset
+//   y      [n, c_out, h_out, w_out]                       type t
+// Coordinates, bilinear weights and accumulation are FP32 for every type combination.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "../common/launch_common.h"
+
+namespace rrsr {
+namespace mdcn {
+
+struct Shape {
+  int64_t n, c, h, w;          // input
+  int64_t c_out, kh, kw;       // weight
+  int64_t h_out, w_out;        // output (conv_out_size of the above and the attributes)
+  int64_t stride_h, stride_w;
+  int64_t pad_top, pad_left;   // bottom/right padding only shows in h_out/w_out
+  int64_t dil_h, dil_w;
+  int64_t group, offset_group;
+};
+
+// Checks positivity, divisibility and the h_out/w_out relation; returns kOk or kErrInvalidArgument. Hosts give
+// users a precise message first; this is the kernels' own guard against a host that forgot. n == 0 is valid.
+inline int check_shape(const Shape& s) {
+  const bool ok = s.n >= 0 && s.c >= 1 && s.h >= 1 && s.w >= 1 && s.c_out >= 1 && s.kh >= 1 && s.kw >= 1 &&
+                  s.stride_h >= 1 && s.stride_w >= 1 && s.pad_top >= 0 && s.pad_left >= 0 && s.dil_h >= 1 &&
+                  s.dil_w >= 1 && s.group >= 1 && s.offset_group >= 1 && s.c % s.group == 0 &&
+                  s.c_out % s.group == 0 && s.c % s.offset_group == 0 && s.h_out >= 1 && s.w_out >= 1 &&
+                  // the sampling math indexes planes with int
+                  s.h * s.w < (int64_t{1} << 31) && s.h_out * s.w_out < (int64_t{1} << 31);
+  return ok ? kOk : kErrInvalidArgument;
+}
+
+// CPU kernel; t, t_offset in {kFloat32, kFloat16}. `par` may be nullptr (std::thread).
+int forward_cpu(const Shape& s, DType t, DType t_offset, const void* x, const void* weight, const void* offset,
+                const void* bias, const void* mask, void* y, const CpuParallelFor* par);
+
+// CUDA kernel (built only with RRSR_WITH_CUDA); pointers are device pointers, stream is a cudaStream_t. Needs no
+// workspace. Returns kOk, a negative Status or a cudaError_t from the launch.
+int forward_cuda(const Shape& s, DType t, DType t_offset, const void* x, const void* weight, const void* offset,
+                 const void* bias, const void* mask, void* y, void* stream);
+
+}  // namespace mdcn
+}  // namespace rrsr

@@ -1,0 +1,1 @@
+"""The network's building blocks, one module each (see the package README map in the top-level README)."""

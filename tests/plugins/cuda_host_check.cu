@@ -1,0 +1,173 @@
+// Runs the CUDA kernels' device code on the CPU, for machines without a GPU.
+//
+// The .cu files are included whole, so this checks their own code, not a copy: the samplers and epilogues of the
+// MDCN and RAS problems, the tiled kernel's three phases (load / accumulate / store, emulated block by block and
+// thread by thread, with a loop over threads standing in for each __syncthreads()), and the per-element math of
+// the RAS mean / gate / mixing kernels. Not covered: the hardware itself (launch configuration, shared-memory
+// races, the block reduction of ras_mean_kernel) -- that needs the GPU machine.
+//
+// usage: cuda_host_check mdcn|ras <dir>   (inputs and meta.txt written by test_plugin_cuda_host_check.py)
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "../../plugins/kernels/mdcn/mdcn.cu"
+#include "../../plugins/kernels/ras/ras.cu"
+
+namespace {
+
+using rrsr::cuda::kBK;
+using rrsr::cuda::kBM;
+using rrsr::cuda::kBN;
+using rrsr::cuda::kThreads;
+
+std::vector<char> read_file(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) {
+    std::fprintf(stderr, "cannot read %s\n", path.c_str());
+    std::exit(2);
+  }
+  return std::vector<char>((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+}
+
+void write_file(const std::string& path, const void* data, size_t bytes) {
+  std::ofstream f(path, std::ios::binary);
+  f.write(static_cast<const char*>(data), static_cast<std::streamsize>(bytes));
+}
+
+// tiled_conv_kernel on the CPU: every block of the grid, every thread of the block, phase by phase.
+template <class Problem>
+void emulate_tiled_conv(const Problem& pr, int batches) {
+  const int64_t gx = (pr.p_count() + kBN - 1) / kBN, gy = (pr.m_count() + kBM - 1) / kBM;
+  static rrsr::cuda::TileSmem sm;
+  static float acc[kThreads][4][4];
+  for (int z = 0; z < batches; ++z)
+    for (int64_t by = 0; by < gy; ++by)
+      for (int64_t bx = 0; bx < gx; ++bx) {
+        const rrsr::cuda::TileCoord tc{z, by * kBM, bx * kBN};
+        for (auto& a : acc)
+          for (auto& row : a)
+            for (float& v : row) v = 0.0f;
+        for (int64_t k0 = 0; k0 < pr.k_count(); k0 += kBK) {
+          for (int t = 0; t < kThreads; ++t) rrsr::cuda::tile_load(pr, tc, k0, t, sm);
+          for (int t = 0; t < kThreads; ++t) rrsr::cuda::tile_accumulate(sm, t, acc[t]);
+        }
+        for (int t = 0; t < kThreads; ++t) rrsr::cuda::tile_store(pr, tc, t, acc[t]);
+      }
+}
+
+template <typename T, typename TO>
+int run_mdcn(const std::string& dir, const rrsr::mdcn::Shape& s, bool has_bias, bool has_mask) {
+  auto x = read_file(dir + "/x.bin"), w = read_file(dir + "/w.bin"), off = read_file(dir + "/off.bin");
+  std::vector<char> b, m;
+  if (has_bias) b = read_file(dir + "/b.bin");
+  if (has_mask) m = read_file(dir + "/m.bin");
+  std::vector<T> y(static_cast<size_t>(s.n * s.c_out * s.h_out * s.w_out));
+  const auto p = rrsr::mdcn::make_problem<T, TO>(s, x.data(), w.data(), off.data(), has_bias ? b.data() : nullptr,
+                                                 has_mask ? m.data() : nullptr, y.data());
+  emulate_tiled_conv(p, static_cast<int>(s.n * s.group));
+  write_file(dir + "/y.bin", y.data(), y.size() * sizeof(T));
+  return 0;
+}
+
+int mdcn_main(const std::string& dir) {
+  std::ifstream meta(dir + "/meta.txt");
+  rrsr::mdcn::Shape s{};
+  int has_bias = 0, has_mask = 0, t16 = 0, o16 = 0;
+  meta >> s.n >> s.c >> s.h >> s.w >> s.c_out >> s.kh >> s.kw >> s.h_out >> s.w_out >> s.stride_h >> s.stride_w >>
+      s.pad_top >> s.pad_left >> s.dil_h >> s.dil_w >> s.group >> s.offset_group >> has_bias >> has_mask >> t16 >> o16;
+  if (!meta || rrsr::mdcn::check_shape(s) != rrsr::kOk) {
+    std::fprintf(stderr, "bad mdcn meta.txt\n");
+    return 2;
+  }
+  if (!t16 && !o16) return run_mdcn<float, float>(dir, s, has_bias, has_mask);
+  if (!t16 && o16) return run_mdcn<float, __half>(dir, s, has_bias, has_mask);
+  if (t16 && !o16) return run_mdcn<__half, float>(dir, s, has_bias, has_mask);
+  return run_mdcn<__half, __half>(dir, s, has_bias, has_mask);
+}
+
+template <typename T, typename TG>
+int run_ras(const std::string& dir, const rrsr::ras::Shape& s, bool has_valid, rrsr::DType t_valid) {
+  using namespace rrsr::ras;
+  const char* names[] = {"x", "r", "w", "b", "rw", "rb", "s1w", "s1b", "s2w", "s2b"};
+  std::vector<char> in[10];
+  for (int i = 0; i < 10; ++i) in[i] = read_file(dir + "/" + names[i] + ".bin");
+  std::vector<char> vs;
+  if (has_valid) vs = read_file(dir + "/vs.bin");
+  const T* x = reinterpret_cast<const T*>(in[0].data());
+  const T* r = reinterpret_cast<const T*>(in[1].data());
+  const int n = static_cast<int>(s.n), cx = static_cast<int>(s.cx), cr = static_cast<int>(s.cr);
+  const int c = cx + cr, h = static_cast<int>(s.h), w = static_cast<int>(s.w);
+  const int e = static_cast<int>(s.experts), c_out = static_cast<int>(s.c_out);
+  const int64_t k_count = static_cast<int64_t>(c) * kTaps;
+
+  // ras_mean_kernel's per-block result (its tree reduction is replaced by a plain sum)
+  std::vector<float> mu(static_cast<size_t>(n) * c);
+  int vh, vw;
+  valid_extent(has_valid ? vs.data() : nullptr, t_valid, h, w, &vh, &vw);
+  for (int i = 0; i < n * c; ++i) {
+    const T* plane = channel_plane(x, r, i / c, i % c, cx, cr, static_cast<int64_t>(h) * w);
+    double sum = 0.0;
+    for (int yy = 0; yy < vh; ++yy)
+      for (int xx = 0; xx < vw; ++xx) sum += rrsr::cuda::to_float(plane[yy * w + xx]);
+    mu[static_cast<size_t>(i)] = static_cast<float>(sum / (static_cast<double>(vh) * vw));
+  }
+  // ras_gate_kernel, thread loops in order
+  std::vector<float> routing(static_cast<size_t>(n) * e), gate(static_cast<size_t>(n) * c_out), hidden(c);
+  const TG* g[6];
+  for (int i = 0; i < 6; ++i) g[i] = reinterpret_cast<const TG*>(in[4 + i].data());
+  for (int img = 0; img < n; ++img) {
+    const float* m = &mu[static_cast<size_t>(img) * c];
+    for (int j = 0; j < c; ++j) hidden[j] = fmaxf(affine_row(g[2], g[3], m, c, j), 0.0f);
+    for (int k = 0; k < e; ++k) routing[static_cast<size_t>(img) * e + k] = rrsr::sigmoidf_(affine_row(g[0], g[1], m, c, k));
+    for (int o = 0; o < c_out; ++o)
+      gate[static_cast<size_t>(img) * c_out + o] = rrsr::sigmoidf_(affine_row(g[4], g[5], hidden.data(), c, o));
+  }
+  // ras_mix_kernel, every element
+  const T* wt = reinterpret_cast<const T*>(in[2].data());
+  const T* bt = reinterpret_cast<const T*>(in[3].data());
+  const int64_t per_image = static_cast<int64_t>(c_out) * k_count;
+  std::vector<float> kmix(static_cast<size_t>(n * per_image)), beta(static_cast<size_t>(n) * c_out);
+  for (int64_t i = 0; i < n * per_image; ++i)
+    kmix[static_cast<size_t>(i)] = mix_value(&routing[static_cast<size_t>(i / per_image) * e], wt, e, per_image, i % per_image);
+  for (int64_t i = 0; i < static_cast<int64_t>(n) * c_out; ++i)
+    beta[static_cast<size_t>(i)] = mix_value(&routing[static_cast<size_t>(i / c_out) * e], bt, e, c_out, i % c_out);
+  // the convolution through the tiled kernel's phases
+  std::vector<T> y(static_cast<size_t>(n) * c_out * h * w);
+  RasConvProblem<T> p{cx, cr, h, w, c_out, x, r, kmix.data(), beta.data(), gate.data(), y.data()};
+  emulate_tiled_conv(p, n);
+  write_file(dir + "/y.bin", y.data(), y.size() * sizeof(T));
+  return 0;
+}
+
+int ras_main(const std::string& dir) {
+  std::ifstream meta(dir + "/meta.txt");
+  rrsr::ras::Shape s{};
+  int has_valid = 0, valid64 = 0, t16 = 0, g16 = 0;
+  meta >> s.n >> s.cx >> s.cr >> s.h >> s.w >> s.experts >> s.c_out >> has_valid >> valid64 >> t16 >> g16;
+  if (!meta || rrsr::ras::check_shape(s) != rrsr::kOk) {
+    std::fprintf(stderr, "bad ras meta.txt\n");
+    return 2;
+  }
+  const rrsr::DType tv = valid64 ? rrsr::DType::kInt64 : rrsr::DType::kInt32;
+  if (!t16 && !g16) return run_ras<float, float>(dir, s, has_valid, tv);
+  if (!t16 && g16) return run_ras<float, __half>(dir, s, has_valid, tv);
+  if (t16 && !g16) return run_ras<__half, float>(dir, s, has_valid, tv);
+  return run_ras<__half, __half>(dir, s, has_valid, tv);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc != 3) {
+    std::fprintf(stderr, "usage: %s mdcn|ras <dir>\n", argv[0]);
+    return 2;
+  }
+  const std::string op = argv[1], dir = argv[2];
+  if (op == "mdcn") return mdcn_main(dir);
+  if (op == "ras") return ras_main(dir);
+  std::fprintf(stderr, "unknown op %s\n", op.c_str());
+  return 2;
+}
