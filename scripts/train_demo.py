@@ -6,7 +6,7 @@ correspondence network keep a seeded random init; both CCN branches start from t
 authors' both start from one ImageNet VGG16) so that matching compares like with like. The photos the bundled
 samples come from (coffee, chelsea) are held out. The result is stored as an FP16 bundle.
 
-    python scripts/train_demo.py [--iters 300] [--device auto] [--out rrsr_model/assets/demo_rrsr.pth]
+    python scripts/train_demo.py [--iters 200] [--device auto] [--out rrsr_model/assets/demo_rrsr.pth]
 
 Needs the `train` extra (scikit-image, opencv-python-headless).
 """
@@ -48,7 +48,7 @@ def initial_bundle(path: Path, variant: str) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--iters", type=int, default=300)
+    ap.add_argument("--iters", type=int, default=200)
     ap.add_argument("--gt-size", type=int, default=64)
     ap.add_argument("--batch-size", type=int, default=2)
     ap.add_argument("--lr-g", type=float, default=2e-4)
@@ -56,21 +56,24 @@ def main() -> None:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--out", type=Path, default=DEMO_CKPT)
     ap.add_argument("--force", action="store_true", help="replace --out if it exists")
+    ap.add_argument("--run-dir", type=Path, help="keep the training run (periodic bundles, log) here")
     args = ap.parse_args()
     if args.out.exists() and not args.force:
         sys.exit(f"{args.out} exists; pass --force to replace it")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
+        run = args.run_dir or tmp / "run"
         (tmp / "photos").mkdir()
         write_photos(tmp / "photos")
         initial_bundle(tmp / "init.pth", args.variant)
-        cmd = [sys.executable, "-m", "rrsr_model.train", "--data", str(tmp / "photos"), "--out", str(tmp / "run"),
+        cmd = [sys.executable, "-m", "rrsr_model.train", "--data", str(tmp / "photos"), "--out", str(run),
                "--init", str(tmp / "init.pth"), "--iters", str(args.iters), "--gt-size", str(args.gt_size),
                "--batch-size", str(args.batch_size), "--lr-g", str(args.lr_g), "--seed", str(SEED),
-               "--device", args.device, "--workers", "1", "--save-every", str(args.iters), "--log-every", "10"]
+               "--device", args.device, "--workers", "1", "--save-every", str(max(1, args.iters // 4)),
+               "--log-every", "10", "--keep", "0"]
         print("+", " ".join(cmd), flush=True)
         subprocess.run(cmd, check=True, cwd=ROOT)
-        final = sorted((tmp / "run" / "models").glob("*.pth"))[-1]
+        final = sorted((run / "models").glob("*.pth"))[-1]
         model = rrsr_model.load_model(final)
         meta = {"demo": True, "recipe": "scripts/train_demo.py", "iters": args.iters, "gt_size": args.gt_size,
                 "batch_size": args.batch_size, "lr_g": args.lr_g, "train_photos": list(TRAIN_PHOTOS),

@@ -82,8 +82,9 @@ def index_to_flow(idx: Tensor, patch_size: int = 3) -> Tensor:
     idx = idx.float()
     fy = torch.floor(idx / w)
     fx = idx - fy * w
-    gy = torch.arange(h, device=idx.device, dtype=torch.float32).view(1, h, 1)
-    gx = torch.arange(w, device=idx.device, dtype=torch.float32).view(1, 1, w)
+    # integer ranges, then cast: TensorRT takes a float Range only with constant bounds
+    gy = torch.arange(h, device=idx.device).float().view(1, h, 1)
+    gx = torch.arange(w, device=idx.device).float().view(1, 1, w)
     flow = torch.stack((fx - gx, fy - gy), dim=-1)
     return F.pad(flow, (0, 0, 0, patch_size - 1, 0, patch_size - 1))
 

@@ -10,6 +10,7 @@ it is a tensor so exported graphs can carry it as data.
 """
 from __future__ import annotations
 
+import contextlib
 from typing import Callable, Optional
 
 import torch
@@ -26,9 +27,10 @@ def ras_valid_mean(z: Tensor, valid_size: Optional[Tensor]) -> Tensor:
     h, w = z.shape[-2:]
     vh = valid_size[0].clamp(1, h)
     vw = valid_size[1].clamp(1, w)
-    rows = (torch.arange(h, device=z.device) < vh).to(z.dtype)
-    cols = (torch.arange(w, device=z.device) < vw).to(z.dtype)
-    return torch.einsum("nchw,h,w->nc", z, rows, cols) / (vh * vw).to(z.dtype)
+    # masks instead of slicing, so the region can be data (a graph input) rather than a traced constant
+    rows = (torch.arange(h, device=z.device) < vh).to(z.dtype).view(h, 1)
+    cols = (torch.arange(w, device=z.device) < vw).to(z.dtype).view(1, w)
+    return (z * (rows * cols)).sum((2, 3)) / (vh * vw).to(z.dtype)
 
 
 def ras_reference(x: Tensor, ref: Tensor, weight: Tensor, bias: Tensor, routing_weight: Tensor,
@@ -50,6 +52,18 @@ def ras_reference(x: Tensor, ref: Tensor, weight: Tensor, bias: Tensor, routing_
 
 
 _KERNELS: dict[str, Callable[..., Tensor]] = {}
+_DECOMPOSE = [False]
+
+
+@contextlib.contextmanager
+def decomposed():
+    """Within this context ``ref_aware_selection`` runs the reference as plain PyTorch ops instead of the
+    custom op, so tracers (the standard ONNX export) see standard operators."""
+    _DECOMPOSE.append(True)
+    try:
+        yield
+    finally:
+        _DECOMPOSE.pop()
 
 
 @torch.library.custom_op("rrsr::ref_aware_selection", mutates_args=())
@@ -91,8 +105,9 @@ def ref_aware_selection(x: Tensor, ref: Tensor, weight: Tensor, bias: Tensor, ro
     if x.dim() != 4 or ref.dim() != 4 or x.shape[0] != ref.shape[0] or x.shape[2:] != ref.shape[2:]:
         raise ValueError(f"ref_aware_selection: x and ref must be (N, C, H, W) with equal N, H, W; "
                          f"got {tuple(x.shape)} and {tuple(ref.shape)}")
-    return _ras_op(x, ref, weight, bias, routing_weight, routing_bias, se1_weight, se1_bias, se2_weight,
-                   se2_bias, valid_size)
+    op = ras_reference if _DECOMPOSE[-1] else _ras_op
+    return op(x, ref, weight, bias, routing_weight, routing_bias, se1_weight, se1_bias, se2_weight, se2_bias,
+              valid_size)
 
 
 def use_kernel(device_type: str, fn: Optional[Callable[..., Tensor]]) -> None:

@@ -1,0 +1,60 @@
+"""Run an exported graph next to the PyTorch FP32 model on sample inputs and report parity."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+import torch
+
+from rrsr_model.network import RRSR
+
+from .check import Parity, ReferenceRunner, compare, ort_session, uses_custom_ops
+from .onnx_export import INPUT_NAMES, sample_inputs
+
+FP32_TOLERANCE = 1e-4
+
+
+@dataclass
+class ParityResult:
+    lr_size: tuple[int, int]
+    runner: str
+    parity: Parity
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        return self.parity.max_abs <= FP32_TOLERANCE
+
+
+def make_runner(proto: onnx.ModelProto, allow_fallback: bool = True):
+    """(runner, description). ONNX Runtime; for graphs with rrsr nodes, with the project's custom-op library, or
+    the slow Python fallback when that is not built (and ``allow_fallback``)."""
+    try:
+        return ort_session(proto), "onnxruntime CPU" + (" + rrsr custom-op library" if uses_custom_ops(proto) else "")
+    except FileNotFoundError as e:
+        if not allow_fallback:
+            raise
+        return ReferenceRunner(proto), f"slow Python fallback (onnx.reference) — {e}"
+
+
+def validate(model: RRSR, proto: onnx.ModelProto, sizes: list[tuple[int, int]], batch: int = 1,
+             runner=None) -> list[ParityResult]:
+    """Parity of the graph against ``model`` (PyTorch FP32, its default chunked matcher) at each LR size."""
+    if runner is None:
+        runner, name = make_runner(proto)
+    else:
+        name = type(runner).__name__
+    results = []
+    model = model.float().cpu().eval()
+    for i, size in enumerate(sizes):
+        args = sample_inputs(batch, size, seed=100 + i)
+        with torch.no_grad():
+            expected = model(*args).numpy()
+        feeds = dict(zip(INPUT_NAMES, [a.numpy() for a in args]))
+        t = time.perf_counter()
+        out = runner.run(None, feeds)[0]
+        dt = time.perf_counter() - t
+        results.append(ParityResult(size, name, compare(np.asarray(out, dtype=np.float32), expected), dt))
+    return results
