@@ -176,3 +176,48 @@ class ReferenceRunner:
 
     def run(self, outputs, feeds):
         return self._ev.run(outputs, feeds)
+
+
+# -- FP16 policy (rrsr_model.precision) ------------------------------------------------------------------------
+
+def tensor_types(model: ModelLike) -> dict[str, int]:
+    """Element type (onnx.TensorProto enum) of every named tensor the graph declares."""
+    g = _proto(model).graph
+    types = {vi.name: vi.type.tensor_type.elem_type for vi in (*g.value_info, *g.input, *g.output)}
+    types.update({i.name: i.data_type for i in g.initializer})
+    return types
+
+
+def fp16_policy_problems(model: ModelLike) -> list[str]:
+    """Tensors whose type differs from the FP16 policy's table: I/O FP32; MDCN features/kernel FP16 with FP32
+    offsets and mask; RAS features/experts FP16 with FP32 routing and SE; matching (ArgMax) on FP32; the bulk of
+    the convolutions FP16."""
+    from onnx import TensorProto as T
+    proto = _proto(model)
+    types = tensor_types(proto)
+    name = {T.FLOAT: "float32", T.FLOAT16: "float16"}
+    problems = []
+
+    def want(tensor, dtype, what):
+        got = types.get(tensor)
+        if tensor and got != dtype:
+            problems.append(f"{what} ({tensor!r}) is {name.get(got, got)}, the FP16 policy says {name[dtype]}")
+
+    for vi in (*proto.graph.input[:3], *proto.graph.output):
+        want(vi.name, T.FLOAT, f"graph I/O {vi.name}")
+    n_conv16 = n_conv = 0
+    for n in proto.graph.node:
+        if n.op_type == "RrsrModulatedDeformConv":
+            for i, t in enumerate(n.input):
+                want(t, T.FLOAT if i in (2, 4) else T.FLOAT16, f"{n.name} input {i}")
+        elif n.op_type == "RrsrRefAwareSelection":
+            for i, t in enumerate(n.input[:10]):
+                want(t, T.FLOAT16 if i < 4 else T.FLOAT, f"{n.name} input {i}")
+        elif n.op_type == "ArgMax":
+            want(n.input[0], T.FLOAT, f"{n.name} (matching scores)")
+        elif n.op_type == "Conv":
+            n_conv += 1
+            n_conv16 += types.get(n.input[0]) == T.FLOAT16
+    if n_conv and n_conv16 < 0.9 * n_conv:
+        problems.append(f"only {n_conv16} of {n_conv} Conv nodes run in FP16")
+    return problems

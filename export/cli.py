@@ -13,7 +13,8 @@ import onnx
 from rrsr_model import VARIANTS
 from rrsr_model.checkpoint import CheckpointError, load_model
 
-from .check import custom_node_problems, format_census, op_census, run_checker, tensorrt_problems
+from .check import (custom_node_problems, format_census, fp16_policy_problems, op_census, run_checker,
+                    tensorrt_problems)
 from .onnx_export import DEFAULT_OPSET, FLAVOURS, ExportError, ExportOptions, export_model
 
 _SIZE = re.compile(r"^(\d+)x(\d+)$")
@@ -65,10 +66,7 @@ def main(ckpt, feature_ckpt, vgg_ckpt, out, variant, precision, flavour, opset, 
         raise click.ClickException(f"output folder {parent} does not exist (or is not a folder)")
     if not os.access(parent, os.W_OK):
         raise click.ClickException(f"output folder {parent} is not writable")
-    if precision == "fp16":
-        raise click.ClickException("--precision fp16 is not available yet (the FP16 policy is being written); "
-                                   "export FP32 for now")
-    opts = ExportOptions(flavour=flavour, opset=opset, batch=batch, lr_size=lr_size, dynamic=dynamic,
+    opts = ExportOptions(flavour=flavour, precision=precision, opset=opset, batch=batch, lr_size=lr_size, dynamic=dynamic,
                          min_lr=min_lr, max_lr=max_lr)
     try:
         opts.validate()
@@ -82,7 +80,7 @@ def main(ckpt, feature_ckpt, vgg_ckpt, out, variant, precision, flavour, opset, 
         model = load_model(ckpt, feature_ckpt=feature_ckpt, vgg_ckpt=vgg_ckpt, variant=variant)
     except (CheckpointError, FileNotFoundError, ValueError) as e:
         raise click.ClickException(str(e)) from None
-    _step(2, n, f"tracing {model.cfg.variant} ({flavour} flavour, opset {opset}, batch {batch}, "
+    _step(2, n, f"tracing {model.cfg.variant} ({flavour} flavour, {precision}, opset {opset}, batch {batch}, "
                 f"{'dynamic LR ' + str(min_lr) + '..' + str(max_lr) if dynamic else 'static LR %dx%d' % lr_size}); "
                 f"this takes a minute")
     t = time.perf_counter()
@@ -97,6 +95,8 @@ def main(ckpt, feature_ckpt, vgg_ckpt, out, variant, precision, flavour, opset, 
     except onnx.checker.ValidationError as e:
         raise click.ClickException(f"the exported graph fails onnx.checker: {str(e).splitlines()[0]}") from None
     problems = tensorrt_problems(proto) + custom_node_problems(proto)
+    if precision == "fp16":
+        problems += fp16_policy_problems(proto)
     tmp = out.with_name(out.name + ".tmp")
     onnx.save(proto, str(tmp))
     tmp.replace(out)
@@ -104,20 +104,24 @@ def main(ckpt, feature_ckpt, vgg_ckpt, out, variant, precision, flavour, opset, 
                f"export {t_export:.1f} s)")
     click.echo(f"op census: {format_census(op_census(proto))}")
     if problems:
-        click.echo("TensorRT / op-spec problems:\n  " + "\n  ".join(problems), err=True)
+        click.echo("TensorRT / op-spec / precision problems:\n  " + "\n  ".join(problems), err=True)
     if check:
-        from .validate import FP32_TOLERANCE, validate
+        from .validate import criterion, validate
         sizes = [lr_size] if not dynamic else [lr_size, (max(min_lr, lr_size[0] // 2 + 3), max(min_lr, lr_size[1] - 5))]
         _step(4, n, f"validating against PyTorch FP32 at LR {', '.join('%dx%d' % s for s in sizes)}")
         results = validate(model, proto, sizes, batch)
         for r in results:
-            verdict = "ok" if r.ok else f"FAIL (> {FP32_TOLERANCE:g})"
+            verdict = "ok" if r.passes(precision) else f"FAIL ({criterion(precision)})"
             click.echo(f"  LR {r.lr_size[0]}x{r.lr_size[1]}: {r.parity}  [{r.runner}, {r.seconds:.2f} s] {verdict}")
-        if not all(r.ok for r in results):
-            raise click.ClickException("the exported graph does not match the PyTorch model within "
-                                       f"{FP32_TOLERANCE:g} max abs")
+        if precision == "fp16":
+            click.echo("  note: ONNX Runtime's CPU provider runs FP16 operators it lacks in FP32, so these figures "
+                       "bound the policy's casts, not GPU FP16 arithmetic; TensorRT FP16 engines are checked by "
+                       "the runtime's parity command on a GPU")
+        if not all(r.passes(precision) for r in results):
+            raise click.ClickException(f"the exported graph does not match the PyTorch FP32 model "
+                                       f"({criterion(precision)})")
     if problems:
-        raise click.ClickException(f"{len(problems)} node(s) TensorRT would not take (listed above)")
+        raise click.ClickException(f"{len(problems)} problem(s) in the graph (listed above)")
 
 
 if __name__ == "__main__":

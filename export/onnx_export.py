@@ -14,6 +14,7 @@ Matching is exported as one batched matrix product (memory grows as (h*w)^2; see
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import warnings
 from dataclasses import dataclass, field
@@ -26,10 +27,12 @@ from torch import Tensor, nn
 from plugins.opspec import spec_for_torch_op
 from rrsr_model.network import RRSR
 from rrsr_model.ops import ras as ras_ops
+from rrsr_model.precision import to_fp16
 
 from .opschema import register_schemas
 
 FLAVOURS = ("plugin", "standard")
+PRECISIONS = ("fp32", "fp16")
 INPUT_NAMES = ("lr", "lr_up", "ref", "valid_size")
 OUTPUT_NAMES = ("sr",)
 MIN_OPSET, MAX_OPSET, DEFAULT_OPSET = 18, 22, 20
@@ -76,6 +79,9 @@ def _ras_plugin(x, ref, weight, bias, routing_weight, routing_bias, se1_weight, 
 
 def _mdcn_standard(x, weight, offset, bias, mask, strides, pads, dilations, group, offset_group):
     from onnxscript import opset19 as op
+    # DeformConv takes one type for all inputs: FP16 graphs feed it FP16 offsets/mask (TensorRT's builtin
+    # then samples in half precision — the hazard the plugin flavour avoids)
+    offset, mask = op.CastLike(offset, x), op.CastLike(mask, x)
     return op.DeformConv(x, weight, offset, bias, mask, strides=strides, pads=pads, dilations=dilations,
                          group=group, offset_group=offset_group, kernel_shape=[3, 3])
 
@@ -92,6 +98,7 @@ def translation_table(flavour: str) -> dict:
 @dataclass
 class ExportOptions:
     flavour: str = "plugin"
+    precision: str = "fp32"
     opset: int = DEFAULT_OPSET
     batch: int = 1
     lr_size: tuple[int, int] = (40, 40)          # sample size traced with (and the fixed size if not dynamic)
@@ -102,6 +109,8 @@ class ExportOptions:
     def validate(self) -> None:
         if self.flavour not in FLAVOURS:
             raise ValueError(f"unknown flavour {self.flavour!r}; choose one of {FLAVOURS}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {self.precision!r}; choose one of {PRECISIONS}")
         lo = 19 if self.flavour == "standard" else MIN_OPSET
         if not lo <= self.opset <= MAX_OPSET:
             why = " (DeformConv needs opset >= 19)" if self.flavour == "standard" and self.opset < 19 else ""
@@ -153,10 +162,13 @@ def _export_mode(model: RRSR, flavour: str):
 
 
 def export_model(model: RRSR, opts: ExportOptions, verbose: bool = False) -> onnx.ModelProto:
-    """Trace ``model`` (FP32, CPU) and return the ONNX model (not yet written)."""
+    """Trace ``model`` on the CPU and return the ONNX model (not yet written). With ``precision="fp16"`` a copy
+    of the model gets the FP16 policy (``rrsr_model.precision``) and the graph carries its explicit casts."""
     opts.validate()
     register_schemas()
-    model = model.float().cpu().eval()
+    model = copy.deepcopy(model).float().cpu().eval()
+    if opts.precision == "fp16":
+        to_fp16(model)
     args = sample_inputs(opts.batch, opts.lr_size)
     graph = ExportGraph(model).eval()
     log = io.StringIO()

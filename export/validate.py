@@ -13,7 +13,12 @@ from rrsr_model.network import RRSR
 from .check import Parity, ReferenceRunner, compare, ort_session, uses_custom_ops
 from .onnx_export import INPUT_NAMES, sample_inputs
 
-FP32_TOLERANCE = 1e-4
+FP32_TOLERANCE = 1e-4      # max abs, FP32 graphs
+FP16_MIN_PSNR = 45.0       # dB against the FP32 model, FP16 graphs
+
+
+def criterion(precision: str) -> str:
+    return f"max abs <= {FP32_TOLERANCE:g}" if precision == "fp32" else f"PSNR >= {FP16_MIN_PSNR:g} dB"
 
 
 @dataclass
@@ -23,9 +28,10 @@ class ParityResult:
     parity: Parity
     seconds: float
 
-    @property
-    def ok(self) -> bool:
-        return self.parity.max_abs <= FP32_TOLERANCE
+    def passes(self, precision: str = "fp32") -> bool:
+        if precision == "fp32":
+            return self.parity.max_abs <= FP32_TOLERANCE
+        return self.parity.psnr >= FP16_MIN_PSNR
 
 
 def make_runner(proto: onnx.ModelProto, allow_fallback: bool = True):

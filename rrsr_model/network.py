@@ -31,7 +31,8 @@ class RRSR(nn.Module):
 
     def correspond(self, lr_up: Tensor, ref: Tensor) -> tuple[dict, dict]:
         """Pre-offsets from (LR-upsampled input, reference), and the VGG19 features of the reference."""
-        feat_in, feat_ref = self.net_extractor(lr_up, ref)
+        dtype = self.net_extractor.feature_extraction_image1.mean.dtype
+        feat_in, feat_ref = self.net_extractor(lr_up.to(dtype), ref.to(dtype))
         return self.net_map(feat_in, feat_ref, ref)
 
     def forward(self, lr: Tensor, lr_up: Tensor, ref: Tensor, valid_size: Optional[Tensor] = None) -> Tensor:

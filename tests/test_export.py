@@ -177,3 +177,36 @@ def test_cli_bad_checkpoint_and_output(tmp_path, bundle):
     (tmp_path / "file").write_text("")
     res = CliRunner().invoke(export_main, ["--ckpt", str(bundle), "--out", str(tmp_path / "file" / "x.onnx")])
     assert res.exit_code != 0 and "does not exist" in res.output
+
+
+@pytest.fixture(scope="module")
+def fp16_graph(model):
+    return export_model(model, ExportOptions(flavour="plugin", precision="fp16", lr_size=SIZES[0]))
+
+
+def test_fp16_graph_has_the_documented_types(fp16_graph):
+    from onnx import TensorProto as T
+
+    from export.check import fp16_policy_problems, tensor_types
+    run_checker(fp16_graph)
+    assert fp16_policy_problems(fp16_graph) == []
+    types = tensor_types(fp16_graph)
+    mdcn = [n for n in fp16_graph.graph.node if n.op_type == "RrsrModulatedDeformConv"]
+    assert [types[t] for t in mdcn[0].input] == [T.FLOAT16, T.FLOAT16, T.FLOAT, T.FLOAT16, T.FLOAT]
+    ras = next(n for n in fp16_graph.graph.node if n.op_type == "RrsrRefAwareSelection")
+    assert [types[t] for t in ras.input[:10]] == [T.FLOAT16] * 4 + [T.FLOAT] * 6
+    assert types["sr"] == T.FLOAT and types["lr"] == T.FLOAT
+    # the checker catches a violation: make one MDCN offset FP16
+    broken = onnx.ModelProto()
+    broken.CopyFrom(fp16_graph)
+    off = next(n for n in broken.graph.node if n.op_type == "RrsrModulatedDeformConv").input[2]
+    next(v for v in broken.graph.value_info if v.name == off).type.tensor_type.elem_type = T.FLOAT16
+    assert any("input 2" in p for p in fp16_policy_problems(broken))
+
+
+def test_fp16_graph_parity_in_onnxruntime(fp16_graph, model):
+    if find_library() is None:
+        pytest.skip("ORT custom-op library not built (bash scripts/build_plugins.sh)")
+    r = validate(model, fp16_graph, SIZES[:1])[0]
+    print("fp16 plugin graph vs PyTorch FP32:", r.parity)
+    assert r.passes("fp16") and r.parity.max_abs > 0    # FP16 weights really changed the arithmetic

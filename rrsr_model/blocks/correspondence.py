@@ -140,4 +140,4 @@ class CorrespondenceGeneration(nn.Module):
             return {name: shifted_pre_offsets(flow, s) for name, s in self.SCALES.items()}
 
     def forward(self, feat_in: Tensor, feat_ref: Tensor, img_ref: Tensor) -> tuple[dict, dict]:
-        return self.match(feat_in, feat_ref), self.vgg(img_ref)
+        return self.match(feat_in, feat_ref), self.vgg(img_ref.to(self.vgg.features[0].weight.dtype))

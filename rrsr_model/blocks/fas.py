@@ -44,8 +44,9 @@ class DynAgg(nn.Module):
         nn.init.zeros_(self.conv_offset_mask.bias)
 
     def offsets_and_mask(self, offset_feat: Tensor, pre_offset: Tensor) -> tuple[Tensor, Tensor]:
-        o1, o2, mask = torch.chunk(self.conv_offset_mask(offset_feat), 3, dim=1)
-        offset = torch.cat((o1, o2), dim=1) + reorder_pre_offset(pre_offset, self.deform_groups)
+        # offsets and mask in FP32 whatever the features' dtype (FP16 policy, rrsr_model.precision)
+        o1, o2, mask = torch.chunk(self.conv_offset_mask(offset_feat).float(), 3, dim=1)
+        offset = torch.cat((o1, o2), dim=1) + reorder_pre_offset(pre_offset.float(), self.deform_groups)
         return offset, torch.sigmoid(mask)
 
     def forward(self, ref_feat: Tensor, offset_feat: Tensor, pre_offset: Tensor) -> Tensor:

@@ -91,5 +91,7 @@ class RestorationNet(nn.Module):
         srntt_init_(self)
 
     def forward(self, lr: Tensor, pre_offset: dict, ref_feats: dict, valid_size: Optional[Tensor] = None) -> Tensor:
-        base = F.interpolate(lr, scale_factor=4, mode="bilinear", align_corners=False)
-        return self.dyn_agg_restore(self.content_extractor(lr), pre_offset, ref_feats, valid_size) + base
+        base = F.interpolate(lr.float(), scale_factor=4, mode="bilinear", align_corners=False)
+        x = self.content_extractor(lr.to(self.content_extractor.conv_first.weight.dtype))
+        # FP16 policy (rrsr_model.precision): the residual is added to the FP32 skip in FP32
+        return self.dyn_agg_restore(x, pre_offset, ref_feats, valid_size).float() + base

@@ -31,7 +31,7 @@ class VGG19Features(nn.Module):
             p.requires_grad_(False)
 
     def forward(self, img: torch.Tensor) -> dict[str, torch.Tensor]:
-        x = (img - self.mean) / self.std
+        x = (img - self.mean.to(img.dtype)) / self.std.to(img.dtype)
         out = {}
         taps = {v: k for k, v in VGG19_TAPS.items()}
         for i, layer in enumerate(self.features):

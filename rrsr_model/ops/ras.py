@@ -42,13 +42,16 @@ def ras_reference(x: Tensor, ref: Tensor, weight: Tensor, bias: Tensor, routing_
     if c_in != c:
         raise ValueError(f"ref_aware_selection: expert kernels expect {c_in} input channels, but x and ref "
                          f"concatenate to {c} ({x.shape[1]} + {ref.shape[1]})")
-    mu = ras_valid_mean(z, valid_size)
-    routing = torch.sigmoid(F.linear(mu, routing_weight, routing_bias))                   # (b, e)
-    k = torch.mm(routing, weight.reshape(e, -1)).reshape(b * c_out, c_in, kh, kw)
-    beta = torch.mm(routing, bias).reshape(-1)
+    # mean, routing, mixing and SE gate in FP32; the convolution in z's dtype (FP16 policy)
+    f32 = torch.float32
+    mu = ras_valid_mean(z.to(f32), valid_size)
+    routing = torch.sigmoid(F.linear(mu, routing_weight.to(f32), routing_bias.to(f32)))        # (b, e)
+    k = torch.mm(routing, weight.to(f32).reshape(e, -1)).reshape(b * c_out, c_in, kh, kw).to(z.dtype)
+    beta = torch.mm(routing, bias.to(f32)).reshape(-1).to(z.dtype)
     y = F.conv2d(z.reshape(1, b * c, h, w), k, beta, padding=kh // 2, groups=b).reshape(b, c_out, h, w)
-    g = torch.sigmoid(F.conv2d(F.relu(F.conv2d(mu[:, :, None, None], se1_weight, se1_bias)), se2_weight, se2_bias))
-    return y * g
+    g = torch.sigmoid(F.conv2d(F.relu(F.conv2d(mu[:, :, None, None], se1_weight.to(f32), se1_bias.to(f32))),
+                               se2_weight.to(f32), se2_bias.to(f32)))
+    return y * g.to(z.dtype)
 
 
 _KERNELS: dict[str, Callable[..., Tensor]] = {}

@@ -1,0 +1,166 @@
+// The parts of an RRSR IPluginV3 that do not depend on the op: names, capability interfaces, field serialisation,
+// attachToContext, and a creator template that validates fields against the op spec. Each op (mdcn/, ras/)
+// derives its plugin from PluginBase and instantiates Creator<> with its traits.
+//
+// Only API present in TensorRT 10.3 is used (IPluginV3, IPluginV3OneCore/Build/Runtime, IPluginCreatorV3One);
+// the same code builds on TensorRT 11 headers.
+#pragma once
+
+#include <NvInferRuntime.h>
+
+#include <memory>
+#include <new>
+#include <string>
+#include <utility>
+
+#include "trt_common.h"
+
+namespace rrsr {
+namespace trt {
+
+// What the generic parts need to know about an op; every value comes from the generated rrsr_op_spec.h.
+struct OpInfo {
+  const char* op_type;
+  const char* plugin_version;
+  const char* plugin_namespace;
+  const spec::AttrSpec* attrs;
+  int num_attrs;
+};
+
+class PluginBase : public nvinfer1::IPluginV3,
+                   public nvinfer1::IPluginV3OneCore,
+                   public nvinfer1::IPluginV3OneBuild,
+                   public nvinfer1::IPluginV3OneRuntime {
+ public:
+  PluginBase(const OpInfo& op, std::string layer, AttrValues values)
+      : op_(op), layer_(std::move(layer)), values_(std::move(values)) {}
+  ~PluginBase() override = default;
+
+  // IPluginV3
+  nvinfer1::IPluginCapability* getCapabilityInterface(nvinfer1::PluginCapabilityType type) noexcept override {
+    switch (type) {
+      case nvinfer1::PluginCapabilityType::kCORE: return static_cast<nvinfer1::IPluginV3OneCore*>(this);
+      case nvinfer1::PluginCapabilityType::kBUILD: return static_cast<nvinfer1::IPluginV3OneBuild*>(this);
+      case nvinfer1::PluginCapabilityType::kRUNTIME: return static_cast<nvinfer1::IPluginV3OneRuntime*>(this);
+    }
+    return nullptr;
+  }
+
+  // IPluginV3OneCore
+  nvinfer1::AsciiChar const* getPluginName() const noexcept override { return op_.op_type; }
+  nvinfer1::AsciiChar const* getPluginVersion() const noexcept override { return op_.plugin_version; }
+  nvinfer1::AsciiChar const* getPluginNamespace() const noexcept override { return op_.plugin_namespace; }
+
+  // IPluginV3OneBuild (common parts)
+  int32_t getNbOutputs() const noexcept override { return 1; }
+  int32_t getOutputDataTypes(nvinfer1::DataType* outputTypes, int32_t nbOutputs, nvinfer1::DataType const* inputTypes,
+                             int32_t nbInputs) const noexcept override {
+    if (outputTypes == nullptr || inputTypes == nullptr || nbOutputs != 1 || nbInputs < 1) {
+      report("getOutputDataTypes: expected 1 output and at least 1 input, got " + std::to_string(nbOutputs) +
+             " and " + std::to_string(nbInputs));
+      return 1;
+    }
+    if (!is_float_or_half(inputTypes[0])) {
+      report(std::string("input 0 must be FLOAT or HALF, got ") + trt_type_name(inputTypes[0]));
+      return 1;
+    }
+    outputTypes[0] = inputTypes[0];  // Y has X's type
+    return 0;
+  }
+
+  // IPluginV3: clones carry the attributes and the attached error recorder.
+  nvinfer1::IPluginV3* clone() noexcept override {
+    try {
+      PluginBase* c = clone_impl();
+      c->recorder_ = recorder_;
+      return c;
+    } catch (...) {
+      report("clone failed (out of memory)", nvinfer1::ErrorCode::kINTERNAL_ERROR);
+      return nullptr;
+    }
+  }
+
+  // IPluginV3OneRuntime (common parts)
+  nvinfer1::IPluginV3* attachToContext(nvinfer1::IPluginResourceContext* context) noexcept override {
+    try {
+      PluginBase* c = clone_impl();
+      c->recorder_ = context != nullptr ? context->getErrorRecorder() : recorder_;
+      return c;
+    } catch (...) {
+      report("attachToContext: clone failed (out of memory)", nvinfer1::ErrorCode::kINTERNAL_ERROR);
+      return nullptr;
+    }
+  }
+  nvinfer1::PluginFieldCollection const* getFieldsToSerialize() noexcept override {
+    try {
+      return serialized_.build(op_.attrs, op_.num_attrs, values_);
+    } catch (...) {
+      report("getFieldsToSerialize: out of memory");
+      return nullptr;
+    }
+  }
+
+  const AttrValues& values() const { return values_; }
+  const std::string& layer() const { return layer_; }
+
+ protected:
+  // Error with the op and layer name in front, to the logger and (after attachToContext) the context's recorder.
+  void report(const std::string& msg, nvinfer1::ErrorCode code = nvinfer1::ErrorCode::kINVALID_ARGUMENT) const noexcept {
+    try {
+      log_error(who(op_.op_type, layer_) + ": " + msg, recorder_, code);
+    } catch (...) {
+    }
+  }
+  // A copy of this plugin (same attributes); may throw.
+  virtual PluginBase* clone_impl() const = 0;
+
+  OpInfo op_;
+  std::string layer_;
+  AttrValues values_;
+  nvinfer1::IErrorRecorder* recorder_ = nullptr;
+  SerializedFields serialized_;
+};
+
+// Creator of plugin `P` (constructible as P(std::string layer, AttrValues values)) for the op described by `op`.
+template <typename P>
+class Creator : public nvinfer1::IPluginCreatorV3One {
+ public:
+  explicit Creator(const OpInfo& op) : op_(op), names_(op.attrs, op.num_attrs) {}
+
+  nvinfer1::IPluginV3* createPlugin(nvinfer1::AsciiChar const* name, nvinfer1::PluginFieldCollection const* fc,
+                                    nvinfer1::TensorRTPhase /*phase*/) noexcept override {
+    try {
+      const std::string layer = name == nullptr ? "" : name;
+      AttrValues values;
+      const std::string err = parse_fields(op_.op_type, layer, op_.attrs, op_.num_attrs, fc, &values);
+      if (!err.empty()) {
+        log_error(err);
+        return nullptr;
+      }
+      std::string why;
+      if (!P::check_attrs(values, &why)) {
+        log_error(who(op_.op_type, layer) + ": " + why);
+        return nullptr;
+      }
+      return new P(layer, std::move(values));
+    } catch (const std::bad_alloc&) {
+      log_error(std::string(op_.op_type) + ": out of memory creating the plugin");
+    } catch (const std::exception& e) {
+      log_error(std::string(op_.op_type) + ": cannot create the plugin: " + e.what());
+    } catch (...) {
+      log_error(std::string(op_.op_type) + ": cannot create the plugin (unknown error)");
+    }
+    return nullptr;
+  }
+  nvinfer1::PluginFieldCollection const* getFieldNames() noexcept override { return names_.collection(); }
+  nvinfer1::AsciiChar const* getPluginName() const noexcept override { return op_.op_type; }
+  nvinfer1::AsciiChar const* getPluginVersion() const noexcept override { return op_.plugin_version; }
+  nvinfer1::AsciiChar const* getPluginNamespace() const noexcept override { return op_.plugin_namespace; }
+
+ private:
+  OpInfo op_;
+  FieldNames names_;
+};
+
+}  // namespace trt
+}  // namespace rrsr

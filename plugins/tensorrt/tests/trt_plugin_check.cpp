@@ -1,0 +1,585 @@
+// Host-side check of librrsr_trt_plugins_dynamic.so without TensorRT's library and without a GPU: dlopen the
+// plugin library, hand it a logger finder, take its creators and drive every IPluginV3 method that needs no device
+// (fields, validation, round trip, types, formats, symbolic output shapes through a stand-in IExprBuilder,
+// configurePlugin/onShapeChange, workspace, clone/attachToContext, enqueue with an empty batch).
+//
+//   rrsr_trt_plugin_check <librrsr_trt_plugins_dynamic.so>
+//
+// Prints one JSON line describing the creators ({"creators": [...]}, compared with plugins/ops/*.json by
+// tests/plugins/test_plugin_tensorrt.py), then "ok <check>" / "FAIL <check>: ..." lines; exit status = failures.
+#include <NvInferRuntime.h>
+#include <dlfcn.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+using namespace nvinfer1;
+
+namespace {
+
+int g_failures = 0;
+void check(bool ok, const std::string& name, const std::string& detail = "") {
+  if (ok) {
+    std::printf("ok %s\n", name.c_str());
+  } else {
+    ++g_failures;
+    std::printf("FAIL %s%s%s\n", name.c_str(), detail.empty() ? "" : ": ", detail.c_str());
+  }
+}
+
+// ---- logger / finder / error recorder
+struct CaptureLogger : ILogger {
+  std::vector<std::pair<Severity, std::string>> msgs;
+  void log(Severity s, AsciiChar const* m) noexcept override { msgs.emplace_back(s, m ? m : ""); }
+  std::string last_error() const {
+    for (auto it = msgs.rbegin(); it != msgs.rend(); ++it)
+      if (it->first <= Severity::kERROR) return it->second;
+    return "";
+  }
+  bool has(Severity s, const std::string& sub) const {
+    for (auto& m : msgs)
+      if (m.first == s && m.second.find(sub) != std::string::npos) return true;
+    return false;
+  }
+};
+CaptureLogger g_logger;
+
+struct Finder : ILoggerFinder {
+  ILogger* findLogger() override { return &g_logger; }
+};
+Finder g_finder;
+
+struct Recorder : IErrorRecorder {
+  std::vector<std::pair<ErrorCode, std::string>> errs;
+  int32_t getNbErrors() const noexcept override { return static_cast<int32_t>(errs.size()); }
+  ErrorCode getErrorCode(int32_t i) const noexcept override { return errs[static_cast<size_t>(i)].first; }
+  ErrorDesc getErrorDesc(int32_t i) const noexcept override { return errs[static_cast<size_t>(i)].second.c_str(); }
+  bool hasOverflowed() const noexcept override { return false; }
+  void clear() noexcept override { errs.clear(); }
+  bool reportError(ErrorCode c, ErrorDesc d) noexcept override {
+    errs.emplace_back(c, d ? d : "");
+    return true;
+  }
+  RefCount incRefCount() noexcept override { return 1; }
+  RefCount decRefCount() noexcept override { return 0; }
+};
+
+struct ResourceContext : IPluginResourceContext {
+  Recorder* rec;
+  explicit ResourceContext(Recorder* r) : rec(r) {}
+  IGpuAllocator* getGpuAllocator() const noexcept override { return nullptr; }
+  IErrorRecorder* getErrorRecorder() const noexcept override { return rec; }
+};
+
+// ---- a stand-in IExprBuilder that evaluates constant expressions (enough to check output-shape formulas)
+struct ConstExprImpl : apiv::VDimensionExpr {
+  int64_t v;
+  explicit ConstExprImpl(int64_t x) : v(x) {}
+  bool isConstant() const override { return true; }
+  int64_t getConstantValue() const override { return v; }
+  bool isSizeTensor() const override { return false; }
+};
+struct ConstExpr : IDimensionExpr {
+  ConstExprImpl impl;
+  explicit ConstExpr(int64_t x) : impl(x) { mImpl = &impl; }
+};
+struct BuilderImpl : apiv::VExprBuilder {
+  std::vector<std::unique_ptr<ConstExpr>> pool;
+  IDimensionExpr const* constant(int64_t v) override {
+    pool.emplace_back(new ConstExpr(v));
+    return pool.back().get();
+  }
+  IDimensionExpr const* operation(DimensionOperation op, IDimensionExpr const& a, IDimensionExpr const& b) override {
+    const int64_t x = a.getConstantValue(), y = b.getConstantValue();
+    int64_t r = 0;
+    switch (op) {
+      case DimensionOperation::kSUM: r = x + y; break;
+      case DimensionOperation::kPROD: r = x * y; break;
+      case DimensionOperation::kMAX: r = x > y ? x : y; break;
+      case DimensionOperation::kMIN: r = x < y ? x : y; break;
+      case DimensionOperation::kSUB: r = x - y; break;
+      case DimensionOperation::kEQUAL: r = x == y; break;
+      case DimensionOperation::kLESS: r = x < y; break;
+      case DimensionOperation::kFLOOR_DIV: r = x / y - ((x % y != 0) && ((x < 0) != (y < 0))); break;
+      case DimensionOperation::kCEIL_DIV: r = x / y + ((x % y != 0) && ((x < 0) == (y < 0))); break;
+      default: return nullptr;
+    }
+    return constant(r);
+  }
+  IDimensionExpr const* declareSizeTensor(int32_t, IDimensionExpr const&, IDimensionExpr const&) override {
+    return nullptr;
+  }
+};
+struct Builder : IExprBuilder {
+  BuilderImpl impl;
+  Builder() { mImpl = &impl; }
+};
+
+// ---- helpers
+Dims dims(std::initializer_list<int64_t> d) {
+  Dims r{};
+  r.nbDims = static_cast<int32_t>(d.size());
+  int i = 0;
+  for (int64_t x : d) r.d[i++] = x;
+  return r;
+}
+
+DynamicPluginTensorDesc dyn(const Dims& d, DataType t, TensorFormat f = TensorFormat::kLINEAR) {
+  DynamicPluginTensorDesc x{};
+  x.desc.dims = d;
+  x.desc.type = t;
+  x.desc.format = f;
+  x.desc.scale = 1.0f;
+  x.min = d;
+  x.opt = d;
+  x.max = d;
+  return x;
+}
+
+struct Field {
+  std::string name;
+  PluginFieldType type;
+  std::vector<int32_t> i32;
+  std::vector<int64_t> i64;
+  std::vector<float> f32;
+  int32_t length = -1;  // -1: from the data
+  bool null_data = false;
+};
+
+// Owns the storage of a PluginFieldCollection built from Fields.
+struct Fc {
+  std::vector<Field> src;
+  std::vector<PluginField> pf;
+  PluginFieldCollection fc{};
+  explicit Fc(std::vector<Field> f) : src(std::move(f)) {
+    for (auto& x : src) {
+      const void* data = x.type == PluginFieldType::kINT64   ? static_cast<const void*>(x.i64.data())
+                         : x.type == PluginFieldType::kFLOAT32 ? static_cast<const void*>(x.f32.data())
+                                                               : static_cast<const void*>(x.i32.data());
+      const int32_t n = x.length >= 0 ? x.length
+                        : x.type == PluginFieldType::kINT64   ? static_cast<int32_t>(x.i64.size())
+                        : x.type == PluginFieldType::kFLOAT32 ? static_cast<int32_t>(x.f32.size())
+                                                              : static_cast<int32_t>(x.i32.size());
+      pf.emplace_back(x.name.c_str(), x.null_data ? nullptr : data, x.type, n);
+    }
+    fc.nbFields = static_cast<int32_t>(pf.size());
+    fc.fields = pf.empty() ? nullptr : pf.data();
+  }
+};
+Field i32(const std::string& n, std::vector<int32_t> v) { return Field{n, PluginFieldType::kINT32, std::move(v), {}, {}}; }
+
+// name -> int values of a collection (kINT32 only; anything else is reported as a failure)
+std::vector<std::pair<std::string, std::vector<int64_t>>> read_fc(const PluginFieldCollection* fc, bool* ok) {
+  std::vector<std::pair<std::string, std::vector<int64_t>>> r;
+  *ok = fc != nullptr;
+  if (!fc) return r;
+  for (int32_t i = 0; i < fc->nbFields; ++i) {
+    const PluginField& f = fc->fields[i];
+    if (f.type != PluginFieldType::kINT32 || f.data == nullptr) *ok = false;
+    std::vector<int64_t> v;
+    for (int32_t k = 0; f.data && k < f.length; ++k) v.push_back(static_cast<const int32_t*>(f.data)[k]);
+    r.emplace_back(f.name ? f.name : "", v);
+  }
+  return r;
+}
+
+std::string fc_str(const std::vector<std::pair<std::string, std::vector<int64_t>>>& v) {
+  std::string s;
+  for (auto& p : v) {
+    s += p.first + "=[";
+    for (size_t i = 0; i < p.second.size(); ++i) s += (i ? "," : "") + std::to_string(p.second[i]);
+    s += "] ";
+  }
+  return s;
+}
+
+template <typename T>
+T* cap(IPluginV3* p, PluginCapabilityType t) {
+  return static_cast<T*>(p->getCapabilityInterface(t));
+}
+
+void destroy(IPluginV3* p) { delete p; }
+
+std::string json_escape(const std::string& s) {
+  std::string r;
+  for (char c : s) {
+    if (c == '"' || c == '\\') r += '\\';
+    r += c;
+  }
+  return r;
+}
+
+// ---- MDCN
+void check_mdcn(IPluginCreatorV3One* c) {
+  const std::string op = "RrsrModulatedDeformConv";
+  // Defaults when no field is given.
+  IPluginV3* p = c->createPlugin("m0", nullptr, TensorRTPhase::kBUILD);
+  check(p != nullptr, "mdcn.create_without_fields", g_logger.last_error());
+  if (!p) return;
+  bool ok = false;
+  auto def = read_fc(cap<IPluginV3OneRuntime>(p, PluginCapabilityType::kRUNTIME)->getFieldsToSerialize(), &ok);
+  check(ok && fc_str(def) == "strides=[1,1] pads=[0,0,0,0] dilations=[1,1] group=[1] offset_group=[1] ",
+        "mdcn.defaults_serialized", fc_str(def));
+  destroy(p);
+
+  // Good fields (kINT32 as the ONNX parser passes them, one as kINT64) round-trip through getFieldsToSerialize.
+  Field og{"offset_group", PluginFieldType::kINT64, {}, {2}, {}};
+  Fc good({i32("strides", {2, 1}), i32("pads", {1, 2, 3, 4}), i32("dilations", {1, 2}), i32("group", {2}), og});
+  p = c->createPlugin("m1", &good.fc, TensorRTPhase::kBUILD);
+  check(p != nullptr, "mdcn.create_good_fields", g_logger.last_error());
+  if (!p) return;
+  auto* core = cap<IPluginV3OneCore>(p, PluginCapabilityType::kCORE);
+  auto* build = cap<IPluginV3OneBuild>(p, PluginCapabilityType::kBUILD);
+  auto* rt = cap<IPluginV3OneRuntime>(p, PluginCapabilityType::kRUNTIME);
+  check(core && build && rt, "mdcn.capabilities");
+  if (!(core && build && rt)) return;
+  check(op == core->getPluginName() && std::string(core->getPluginVersion()) == c->getPluginVersion() &&
+            std::string(core->getPluginNamespace()) == c->getPluginNamespace(),
+        "mdcn.core_names");
+  check(std::string(core->getInterfaceInfo().kind) == "PLUGIN_V3ONE_CORE" &&
+            std::string(build->getInterfaceInfo().kind) == "PLUGIN_V3ONE_BUILD" &&
+            std::string(rt->getInterfaceInfo().kind) == "PLUGIN_V3ONE_RUNTIME" &&
+            std::string(p->getInterfaceInfo().kind) == "PLUGIN",
+        "mdcn.interface_kinds");
+  auto ser = read_fc(rt->getFieldsToSerialize(), &ok);
+  const std::string want = "strides=[2,1] pads=[1,2,3,4] dilations=[1,2] group=[2] offset_group=[2] ";
+  check(ok && fc_str(ser) == want, "mdcn.serialized_fields", fc_str(ser));
+  IPluginV3* p2 = c->createPlugin("m1", rt->getFieldsToSerialize(), TensorRTPhase::kRUNTIME);
+  check(p2 != nullptr, "mdcn.create_from_serialized", g_logger.last_error());
+  if (p2) {
+    auto ser2 = read_fc(cap<IPluginV3OneRuntime>(p2, PluginCapabilityType::kRUNTIME)->getFieldsToSerialize(), &ok);
+    check(ok && fc_str(ser2) == want, "mdcn.round_trip", fc_str(ser2));
+    destroy(p2);
+  }
+  // clone keeps the fields
+  IPluginV3* cl = p->clone();
+  check(cl != nullptr, "mdcn.clone");
+  if (cl) {
+    auto s3 = read_fc(cap<IPluginV3OneRuntime>(cl, PluginCapabilityType::kRUNTIME)->getFieldsToSerialize(), &ok);
+    check(ok && fc_str(s3) == want, "mdcn.clone_fields", fc_str(s3));
+    destroy(cl);
+  }
+
+  // Types and formats. Inputs X, W, offset, B, mask; output Y.
+  DataType outT = DataType::kFLOAT;
+  const DataType inT[] = {DataType::kHALF, DataType::kHALF, DataType::kFLOAT, DataType::kHALF, DataType::kFLOAT};
+  check(build->getNbOutputs() == 1 && build->getOutputDataTypes(&outT, 1, inT, 5) == 0 && outT == DataType::kHALF,
+        "mdcn.output_type_is_x_type");
+  const DataType badT[] = {DataType::kINT8, DataType::kHALF, DataType::kFLOAT};
+  check(build->getOutputDataTypes(&outT, 1, badT, 3) != 0, "mdcn.output_type_rejects_int8");
+
+  // X [2, 8, 10, 12], W [6, 4, 3, 3] (group 2), strides (2, 1), pads (1, 2, 3, 4), dilations (1, 2), og 2
+  // H_out = (10 + 1 + 3 - 3) / 2 + 1 = 6; W_out = (12 + 2 + 4 - 5) / 1 + 1 = 14
+  const int64_t n = 2, cc = 8, h = 10, w = 12, co = 6, ho = 6, wo = 14, taps = 2 * 9;
+  auto io = [&](DataType tx, DataType toff, DataType tw, DataType tb, DataType tm, DataType ty,
+                TensorFormat fmt = TensorFormat::kLINEAR) {
+    return std::vector<DynamicPluginTensorDesc>{dyn(dims({n, cc, h, w}), tx, fmt), dyn(dims({co, cc / 2, 3, 3}), tw),
+                                                dyn(dims({n, 2 * taps, ho, wo}), toff), dyn(dims({co}), tb),
+                                                dyn(dims({n, taps, ho, wo}), tm), dyn(dims({n, co, ho, wo}), ty)};
+  };
+  auto all_ok = [&](std::vector<DynamicPluginTensorDesc> v, int nb_in) {
+    for (int pos = 0; pos < nb_in + 1; ++pos)
+      if (!build->supportsFormatCombination(pos, v.data(), nb_in, 1)) return pos;
+    return -1;
+  };
+  const DataType F = DataType::kFLOAT, H = DataType::kHALF;
+  check(all_ok(io(F, F, F, F, F, F), 5) == -1, "mdcn.formats.fp32");
+  check(all_ok(io(H, H, H, H, H, H), 5) == -1, "mdcn.formats.fp16");
+  check(all_ok(io(H, F, H, H, F, H), 5) == -1, "mdcn.formats.fp16_features_fp32_offsets");
+  check(all_ok(io(F, H, F, F, H, F), 5) == -1, "mdcn.formats.fp32_features_fp16_offsets");
+  check(all_ok(io(H, F, F, H, F, H), 5) == 1, "mdcn.formats.rejects_w_type_mismatch");
+  check(all_ok(io(H, F, H, F, F, H), 5) == 3, "mdcn.formats.rejects_b_type_mismatch");
+  check(all_ok(io(H, F, H, H, H, H), 5) == 4, "mdcn.formats.rejects_mask_offset_mismatch");
+  check(all_ok(io(H, F, H, H, F, F), 5) == 5, "mdcn.formats.rejects_y_type_mismatch");
+  check(all_ok(io(DataType::kINT8, F, F, F, F, F), 5) == 0, "mdcn.formats.rejects_int8");
+  check(all_ok(io(DataType::kBF16, F, F, F, F, F), 5) == 0, "mdcn.formats.rejects_bf16");
+  check(all_ok(io(F, F, F, F, F, F, TensorFormat::kHWC), 5) == 0, "mdcn.formats.rejects_non_linear");
+  {  // 4 inputs: mask without B (told apart by rank), B without mask
+    auto v = io(H, F, H, H, F, H);
+    std::vector<DynamicPluginTensorDesc> mask_only{v[0], v[1], v[2], v[4], v[5]};
+    std::vector<DynamicPluginTensorDesc> b_only{v[0], v[1], v[2], v[3], v[5]};
+    check(all_ok(mask_only, 4) == -1, "mdcn.formats.mask_without_b");
+    check(all_ok(b_only, 4) == -1, "mdcn.formats.b_without_mask");
+    std::vector<DynamicPluginTensorDesc> none{v[0], v[1], v[2], v[5]};
+    check(all_ok(none, 3) == -1, "mdcn.formats.no_b_no_mask");
+  }
+
+  // Symbolic output shape through the expression builder.
+  {
+    Builder eb;
+    DimsExprs in[3];
+    const int64_t shapes[3][4] = {{n, cc, h, w}, {co, cc / 2, 3, 3}, {n, 2 * taps, ho, wo}};
+    for (int i = 0; i < 3; ++i) {
+      in[i].nbDims = 4;
+      for (int k = 0; k < 4; ++k) in[i].d[k] = eb.constant(shapes[i][k]);
+    }
+    DimsExprs out[1]{};
+    const int32_t rc = build->getOutputShapes(in, 3, nullptr, 0, out, 1, eb);
+    bool good_shape = rc == 0 && out[0].nbDims == 4;
+    std::string got;
+    for (int k = 0; good_shape && k < 4; ++k) got += std::to_string(out[0].d[k]->getConstantValue()) + " ";
+    good_shape = good_shape && got == std::to_string(n) + " " + std::to_string(co) + " " + std::to_string(ho) + " " +
+                                          std::to_string(wo) + " ";
+    check(good_shape, "mdcn.output_shapes_symbolic", got);
+  }
+
+  // configurePlugin / onShapeChange validate shapes.
+  auto v = io(H, F, H, H, F, H);
+  check(build->configurePlugin(v.data(), 5, &v[5], 1) == 0, "mdcn.configure_good", g_logger.last_error());
+  {
+    auto bad = v;
+    bad[2] = dyn(dims({n, 2 * taps - 2, ho, wo}), F);
+    check(build->configurePlugin(bad.data(), 5, &bad[5], 1) != 0 &&
+              g_logger.last_error().find("'offset'") != std::string::npos &&
+              g_logger.last_error().find(op) != std::string::npos,
+          "mdcn.configure_rejects_bad_offset", g_logger.last_error());
+    auto wild = v;  // dynamic N, H, W: -1 dims are skipped
+    wild[0].desc.dims = dims({-1, cc, -1, -1});
+    wild[2].desc.dims = dims({-1, 2 * taps, -1, -1});
+    wild[4].desc.dims = dims({-1, taps, -1, -1});
+    check(build->configurePlugin(wild.data(), 5, &wild[5], 1) == 0, "mdcn.configure_wildcards",
+          g_logger.last_error());
+  }
+  std::vector<PluginTensorDesc> pd;
+  for (auto& d : v) pd.push_back(d.desc);
+  check(rt->onShapeChange(pd.data(), 5, &pd[5], 1) == 0, "mdcn.on_shape_change_good", g_logger.last_error());
+  check(build->getWorkspaceSize(v.data(), 5, &v[5], 1) == 0, "mdcn.no_workspace");
+
+  // attachToContext clones and sends later errors to the context's recorder as well.
+  Recorder rec;
+  ResourceContext ctx(&rec);
+  IPluginV3* att = rt->attachToContext(&ctx);
+  check(att != nullptr && att != p, "mdcn.attach_to_context_clones");
+  if (att) {
+    auto* art = cap<IPluginV3OneRuntime>(att, PluginCapabilityType::kRUNTIME);
+    auto bad = pd;
+    bad[1].dims = dims({co, cc, 3, 3});  // C / group mismatch
+    check(art->onShapeChange(bad.data(), 5, &bad[5], 1) != 0 && rec.getNbErrors() == 1 &&
+              std::string(rec.getErrorDesc(0)).find("'W'") != std::string::npos,
+          "mdcn.attached_errors_reach_recorder", rec.errs.empty() ? "" : rec.errs[0].second);
+    // empty batch: enqueue returns before touching the device
+    auto empty = pd;
+    empty[0].dims.d[0] = 0;
+    empty[2].dims.d[0] = 0;
+    empty[4].dims.d[0] = 0;
+    empty[5].dims.d[0] = 0;
+    check(art->onShapeChange(empty.data(), 5, &empty[5], 1) == 0, "mdcn.on_shape_change_empty_batch",
+          g_logger.last_error());
+    const void* ins[5] = {nullptr, nullptr, nullptr, nullptr, nullptr};
+    void* outs[1] = {nullptr};
+    check(art->enqueue(empty.data(), &empty[5], ins, outs, nullptr, nullptr) == 0, "mdcn.enqueue_empty_batch");
+    destroy(att);
+  }
+  IPluginV3* fresh = c->createPlugin("m2", &good.fc, TensorRTPhase::kRUNTIME);
+  if (fresh) {
+    const void* ins[5] = {nullptr, nullptr, nullptr, nullptr, nullptr};
+    void* outs[1] = {nullptr};
+    check(cap<IPluginV3OneRuntime>(fresh, PluginCapabilityType::kRUNTIME)
+                  ->enqueue(pd.data(), &pd[5], ins, outs, nullptr, nullptr) != 0,
+          "mdcn.enqueue_before_shapes_fails_cleanly");
+    destroy(fresh);
+  }
+  destroy(p);
+
+  // Bad fields: createPlugin returns nullptr and logs an error naming the op and the field.
+  struct Bad {
+    const char* what;
+    std::vector<Field> fields;
+    const char* field;
+  };
+  Field f32{"group", PluginFieldType::kFLOAT32, {}, {}, {1.0f}};
+  Field chr{"strides", PluginFieldType::kCHAR, {1, 1}, {}, {}};
+  Field nul = i32("pads", {0, 0, 0, 0});
+  nul.null_data = true;
+  Field big{"dilations", PluginFieldType::kINT64, {}, {1, int64_t{1} << 40}, {}};
+  const std::vector<Bad> bads = {
+      {"wrong_type_float", {f32}, "group"},
+      {"wrong_type_char", {chr}, "strides"},
+      {"wrong_length", {i32("strides", {1, 1, 1})}, "strides"},
+      {"wrong_length_scalar", {i32("offset_group", {1, 1})}, "offset_group"},
+      {"below_min_stride", {i32("strides", {0, 1})}, "strides"},
+      {"below_min_pad", {i32("pads", {0, -1, 0, 0})}, "pads"},
+      {"below_min_group", {i32("group", {0})}, "group"},
+      {"below_min_offset_group", {i32("offset_group", {-3})}, "offset_group"},
+      {"null_data", {nul}, "pads"},
+      {"over_int32", {big}, "dilations"},
+      {"duplicate", {i32("group", {1}), i32("group", {2})}, "group"},
+  };
+  for (const Bad& b : bads) {
+    Fc fc(b.fields);
+    g_logger.msgs.clear();
+    IPluginV3* q = c->createPlugin("bad", &fc.fc, TensorRTPhase::kBUILD);
+    const std::string e = g_logger.last_error();
+    check(q == nullptr && e.find(op) != std::string::npos && e.find(std::string("'") + b.field + "'") != std::string::npos,
+          std::string("mdcn.bad_fields.") + b.what, e);
+    if (q) destroy(q);
+  }
+  {
+    PluginFieldCollection broken{3, nullptr};
+    check(c->createPlugin("bad", &broken, TensorRTPhase::kBUILD) == nullptr, "mdcn.bad_fields.no_field_array");
+  }
+  {  // unknown fields and the registry keys are ignored (a warning for unknown names)
+    Field ver{"plugin_version", PluginFieldType::kCHAR, {}, {}, {}};
+    Fc fc({i32("not_an_attribute", {3}), ver});
+    fc.pf[1].data = "1";
+    fc.pf[1].length = 2;
+    g_logger.msgs.clear();
+    IPluginV3* q = c->createPlugin("unk", &fc.fc, TensorRTPhase::kBUILD);
+    check(q != nullptr && g_logger.has(ILogger::Severity::kWARNING, "not_an_attribute"),
+          "mdcn.unknown_fields_ignored_with_warning", g_logger.last_error());
+    if (q) destroy(q);
+  }
+}
+
+// ---- RAS
+void check_ras(IPluginCreatorV3One* c) {
+  IPluginV3* p = c->createPlugin("r0", nullptr, TensorRTPhase::kBUILD);
+  check(p != nullptr, "ras.create_without_fields", g_logger.last_error());
+  if (!p) return;
+  auto* build = cap<IPluginV3OneBuild>(p, PluginCapabilityType::kBUILD);
+  auto* rt = cap<IPluginV3OneRuntime>(p, PluginCapabilityType::kRUNTIME);
+  auto* core = cap<IPluginV3OneCore>(p, PluginCapabilityType::kCORE);
+  check(build && rt && core && std::string(core->getPluginName()) == "RrsrRefAwareSelection", "ras.capabilities");
+  if (!(build && rt && core)) return;
+  bool ok = false;
+  auto ser = read_fc(rt->getFieldsToSerialize(), &ok);
+  check(ok && ser.empty(), "ras.serialized_fields_empty", fc_str(ser));
+  IPluginV3* p2 = c->createPlugin("r0", rt->getFieldsToSerialize(), TensorRTPhase::kRUNTIME);
+  check(p2 != nullptr, "ras.round_trip");
+  if (p2) destroy(p2);
+
+  const int64_t n = 2, cx = 4, cr = 6, c2 = cx + cr, h = 5, w = 7, e = 3, co = 8;
+  const DataType F = DataType::kFLOAT, H = DataType::kHALF;
+  auto io = [&](DataType t, DataType t2, DataType tv) {
+    return std::vector<DynamicPluginTensorDesc>{
+        dyn(dims({n, cx, h, w}), t),        dyn(dims({n, cr, h, w}), t),       dyn(dims({e, co, c2, 3, 3}), t),
+        dyn(dims({e, co}), t),              dyn(dims({e, c2}), t2),            dyn(dims({e}), t2),
+        dyn(dims({c2, c2, 1, 1}), t2),      dyn(dims({c2}), t2),               dyn(dims({co, c2, 1, 1}), t2),
+        dyn(dims({co}), t2),                dyn(dims({2}), tv),                dyn(dims({n, co, h, w}), t)};
+  };
+  auto first_bad = [&](std::vector<DynamicPluginTensorDesc> v, int nb_in) {
+    if (nb_in == 10) v.erase(v.begin() + 10);
+    for (int pos = 0; pos < nb_in + 1; ++pos)
+      if (!build->supportsFormatCombination(pos, v.data(), nb_in, 1)) return pos;
+    return -1;
+  };
+  check(first_bad(io(F, F, DataType::kINT64), 11) == -1, "ras.formats.fp32_int64");
+  check(first_bad(io(H, H, DataType::kINT32), 11) == -1, "ras.formats.fp16_int32");
+  check(first_bad(io(H, F, DataType::kINT64), 11) == -1, "ras.formats.fp16_features_fp32_gates");
+  check(first_bad(io(F, H, DataType::kINT32), 10) == -1, "ras.formats.without_valid_size");
+  check(first_bad(io(F, F, DataType::kFLOAT), 11) == 10, "ras.formats.rejects_float_valid_size");
+  {
+    auto v = io(H, F, DataType::kINT64);
+    v[2].desc.type = F;
+    check(first_bad(v, 11) == 2, "ras.formats.rejects_w_type_mismatch");
+    v = io(H, F, DataType::kINT64);
+    v[7].desc.type = H;
+    check(first_bad(v, 11) == 7, "ras.formats.rejects_gate_type_mismatch");
+    v = io(H, F, DataType::kINT64);
+    v[11].desc.type = F;
+    check(first_bad(v, 11) == 11, "ras.formats.rejects_y_type_mismatch");
+  }
+  DataType outT = F;
+  const DataType inT[11] = {H, H, H, H, F, F, F, F, F, F, DataType::kINT64};
+  check(build->getOutputDataTypes(&outT, 1, inT, 11) == 0 && outT == H, "ras.output_type_is_x_type");
+  {
+    Builder eb;
+    auto v = io(F, F, DataType::kINT64);
+    DimsExprs in[11];
+    for (int i = 0; i < 11; ++i) {
+      in[i].nbDims = v[static_cast<size_t>(i)].desc.dims.nbDims;
+      for (int k = 0; k < in[i].nbDims; ++k) in[i].d[k] = eb.constant(v[static_cast<size_t>(i)].desc.dims.d[k]);
+    }
+    DimsExprs out[1]{};
+    std::string got;
+    const int32_t rc = build->getOutputShapes(in, 11, nullptr, 0, out, 1, eb);
+    for (int k = 0; rc == 0 && k < out[0].nbDims; ++k) got += std::to_string(out[0].d[k]->getConstantValue()) + " ";
+    check(rc == 0 && got == "2 8 5 7 ", "ras.output_shapes_symbolic", got);
+  }
+  auto v = io(H, F, DataType::kINT64);
+  check(build->configurePlugin(v.data(), 11, &v[11], 1) == 0, "ras.configure_good", g_logger.last_error());
+  check(build->getWorkspaceSize(v.data(), 11, &v[11], 1) > 0, "ras.workspace_positive");
+  {
+    auto bad = v;
+    bad[6].desc.dims = dims({c2, c2 - 1, 1, 1});
+    check(build->configurePlugin(bad.data(), 11, &bad[11], 1) != 0 &&
+              g_logger.last_error().find("'se1_weight'") != std::string::npos,
+          "ras.configure_rejects_bad_se1_weight", g_logger.last_error());
+    bad = v;
+    bad.erase(bad.begin() + 3);  // 10 inputs, but not the valid_size one missing: W/B mix-up
+    check(build->configurePlugin(bad.data(), 10, &bad[10], 1) != 0, "ras.configure_rejects_missing_input");
+  }
+  std::vector<PluginTensorDesc> pd;
+  for (auto& d : v) pd.push_back(d.desc);
+  check(rt->onShapeChange(pd.data(), 11, &pd[11], 1) == 0, "ras.on_shape_change_good", g_logger.last_error());
+  for (int i : {0, 1, 11}) pd[static_cast<size_t>(i)].dims.d[0] = 0;
+  check(rt->onShapeChange(pd.data(), 11, &pd[11], 1) == 0, "ras.on_shape_change_empty_batch", g_logger.last_error());
+  const void* ins[11] = {};
+  void* outs[1] = {nullptr};
+  check(rt->enqueue(pd.data(), &pd[11], ins, outs, nullptr, nullptr) == 0, "ras.enqueue_empty_batch");
+  {
+    Fc fc({i32("anything", {1})});
+    IPluginV3* q = c->createPlugin("r1", &fc.fc, TensorRTPhase::kBUILD);
+    check(q != nullptr, "ras.unknown_fields_ignored");
+    if (q) destroy(q);
+  }
+  destroy(p);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc != 2) {
+    std::fprintf(stderr, "usage: %s <librrsr_trt_plugins_dynamic.so>\n", argv[0]);
+    return 2;
+  }
+  void* lib = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
+  if (!lib) {
+    std::fprintf(stderr, "dlopen failed: %s\n", dlerror());
+    return 2;
+  }
+  using SetFinder = void (*)(ILoggerFinder*);
+  using GetCreators = IPluginCreatorInterface* const* (*)(int32_t&);
+  auto set_finder = reinterpret_cast<SetFinder>(dlsym(lib, "setLoggerFinder"));
+  auto get_creators = reinterpret_cast<GetCreators>(dlsym(lib, "getCreators"));
+  if (!set_finder || !get_creators) {
+    std::fprintf(stderr, "library lacks setLoggerFinder/getCreators\n");
+    return 2;
+  }
+  set_finder(&g_finder);
+  int32_t nb = 0;
+  IPluginCreatorInterface* const* creators = get_creators(nb);
+  // describe
+  std::string js = "{\"creators\": [";
+  IPluginCreatorV3One* mdcn = nullptr;
+  IPluginCreatorV3One* ras = nullptr;
+  for (int32_t i = 0; i < nb; ++i) {
+    const InterfaceInfo info = creators[i]->getInterfaceInfo();
+    auto* c = static_cast<IPluginCreatorV3One*>(creators[i]);
+    js += std::string(i ? ", " : "") + "{\"interface\": \"" + json_escape(info.kind) + "\", \"major\": " +
+          std::to_string(info.major) + ", \"name\": \"" + json_escape(c->getPluginName()) + "\", \"version\": \"" +
+          json_escape(c->getPluginVersion()) + "\", \"namespace\": \"" + json_escape(c->getPluginNamespace()) +
+          "\", \"fields\": [";
+    const PluginFieldCollection* fn = c->getFieldNames();
+    for (int32_t k = 0; fn && k < fn->nbFields; ++k)
+      js += std::string(k ? ", " : "") + "{\"name\": \"" + json_escape(fn->fields[k].name) + "\", \"type\": " +
+            std::to_string(static_cast<int>(fn->fields[k].type)) + ", \"length\": " +
+            std::to_string(fn->fields[k].length) + "}";
+    js += "]}";
+    if (std::string(info.kind) == "PLUGIN CREATOR_V3ONE") {
+      if (std::string(c->getPluginName()) == "RrsrModulatedDeformConv") mdcn = c;
+      if (std::string(c->getPluginName()) == "RrsrRefAwareSelection") ras = c;
+    }
+  }
+  js += "]}";
+  std::printf("%s\n", js.c_str());
+  check(nb == 2 && mdcn && ras, "creators", std::to_string(nb) + " creators");
+  if (mdcn) check_mdcn(mdcn);
+  if (ras) check_ras(ras);
+  std::printf("%d failures\n", g_failures);
+  return g_failures > 255 ? 255 : g_failures;
+}
