@@ -15,6 +15,7 @@ from rrsr_model.checkpoint import CheckpointError, load_model
 
 from .check import (custom_node_problems, format_census, fp16_policy_problems, op_census, run_checker,
                     tensorrt_problems)
+from .metadata import sha256_file, write_metadata
 from .onnx_export import DEFAULT_OPSET, FLAVOURS, ExportError, ExportOptions, export_model
 
 _SIZE = re.compile(r"^(\d+)x(\d+)$")
@@ -94,6 +95,9 @@ def main(ckpt, feature_ckpt, vgg_ckpt, out, variant, precision, flavour, opset, 
         run_checker(proto)
     except onnx.checker.ValidationError as e:
         raise click.ClickException(f"the exported graph fails onnx.checker: {str(e).splitlines()[0]}") from None
+    write_metadata(proto, {"ckpt": Path(ckpt).resolve(), "ckpt_sha256": sha256_file(ckpt),
+                           **({"feature_ckpt": Path(feature_ckpt).resolve()} if feature_ckpt else {}),
+                           **({"vgg_ckpt": Path(vgg_ckpt).resolve()} if vgg_ckpt else {})})
     problems = tensorrt_problems(proto) + custom_node_problems(proto)
     if precision == "fp16":
         problems += fp16_policy_problems(proto)

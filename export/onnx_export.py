@@ -29,6 +29,7 @@ from rrsr_model.network import RRSR
 from rrsr_model.ops import ras as ras_ops
 from rrsr_model.precision import to_fp16
 
+from .metadata import write_metadata
 from .opschema import register_schemas
 
 FLAVOURS = ("plugin", "standard")
@@ -186,7 +187,22 @@ def export_model(model: RRSR, opts: ExportOptions, verbose: bool = False) -> onn
         raise ExportError(f"torch.onnx.export failed ({type(e).__name__}): {first}") from e
     proto = program.model_proto
     _name_dims(proto, opts)
+    write_metadata(proto, {"variant": model.cfg.variant, "flavour": opts.flavour, "precision": opts.precision,
+                           "opset": opts.opset, "batch": opts.batch, "dynamic": int(opts.dynamic),
+                           "lr_size": "%dx%d" % opts.lr_size, "min_lr": opts.min_lr, "max_lr": opts.max_lr})
     return proto
+
+
+def options_from_metadata(meta: dict, **overrides) -> ExportOptions:
+    """The ExportOptions a graph was exported with (from its rrsr.* metadata), with ``overrides``."""
+    h, w = (int(v) for v in meta.get("lr_size", "40x40").split("x"))
+    opts = ExportOptions(flavour=meta.get("flavour", "plugin"), precision=meta.get("precision", "fp32"),
+                         opset=int(meta.get("opset", DEFAULT_OPSET)), batch=int(meta.get("batch", 1)),
+                         lr_size=(h, w), dynamic=bool(int(meta.get("dynamic", 1))),
+                         min_lr=int(meta.get("min_lr", 8)), max_lr=int(meta.get("max_lr", 1024)))
+    for k, v in overrides.items():
+        setattr(opts, k, v)
+    return opts
 
 
 def _name_dims(proto: onnx.ModelProto, opts: ExportOptions) -> None:

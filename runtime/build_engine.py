@@ -79,11 +79,61 @@ def parser_errors(parser) -> list[str]:
     return out
 
 
+def fp16_graph_for(onnx_path: Path, log=click.echo, export: bool = True) -> Path:
+    """The FP16-policy graph to build an FP16 engine from. An FP16 graph is used as it is. For the FP32 graph of a
+    default ``rrsr-export`` (TensorRT 11 has no FP16 flag: FP16 means a strongly typed build of an FP16 graph),
+    its checkpoint — recorded in the graph's metadata — is exported again with ``--precision fp16`` and the same
+    options to ``<name>_fp16.onnx`` beside it (reused while it comes from the same checkpoint). With
+    ``export=False`` only the quick checks run (and the path that would be written is returned)."""
+    import onnx
+
+    from export.metadata import read_metadata, sha256_file, write_metadata
+    from .backends.ort_backend import graph_precision
+    proto = onnx.load(str(onnx_path), load_external_data=False)
+    if graph_precision(proto) == "fp16":
+        return onnx_path
+    meta = read_metadata(proto)
+    del proto
+    ckpt = Path(meta["ckpt"]) if "ckpt" in meta else None
+    why = ("it records no checkpoint (not written by rrsr-export)" if ckpt is None else
+           f"its checkpoint {ckpt} is gone" if not ckpt.is_file() else
+           f"its checkpoint {ckpt} changed since the export" if sha256_file(ckpt) != meta.get("ckpt_sha256") else None)
+    if why:
+        raise click.ClickException(f"{onnx_path} is an FP32 graph and {why}; export the FP16-policy graph with "
+                                   f"`rrsr-export --precision fp16` and pass it with --onnx")
+    target = onnx_path.with_name(onnx_path.stem + "_fp16.onnx")
+    if target.is_file():
+        tmeta = read_metadata(target)
+        if tmeta.get("precision") == "fp16" and tmeta.get("ckpt_sha256") == meta["ckpt_sha256"]:
+            log(f"using {target}: the FP16-policy graph of the same checkpoint")
+            return target
+        raise click.ClickException(f"{target} exists but is not the FP16-policy export of {ckpt}; remove it or pass "
+                                   f"an FP16 graph with --onnx")
+    if not export:
+        return target
+    from export.check import run_checker
+    from export.onnx_export import export_model, options_from_metadata
+    from rrsr_model.checkpoint import load_model
+    log(f"{onnx_path} is FP32: exporting the FP16-policy graph of {ckpt} to {target} (about a minute)")
+    model = load_model(ckpt, feature_ckpt=meta.get("feature_ckpt"), vgg_ckpt=meta.get("vgg_ckpt"))
+    fp16 = export_model(model, options_from_metadata(meta, precision="fp16"))
+    run_checker(fp16)
+    write_metadata(fp16, {k: meta[k] for k in ("ckpt", "ckpt_sha256", "feature_ckpt", "vgg_ckpt") if k in meta})
+    tmp = target.with_name(target.name + ".tmp")
+    onnx.save(fp16, str(tmp))
+    tmp.replace(target)
+    return target
+
+
 def build(onnx_path: Path, out: Path, *, precision: str, plugins: Optional[Path], min_lr, opt_lr, max_lr,
           timing_cache: Optional[Path], workspace_mib: Optional[int], verbose: bool, log=click.echo) -> dict:
     import onnx
 
     from .backends.ort_backend import graph_precision
+    if precision == "fp16":
+        fp16_graph_for(onnx_path, log, export=False)     # quick checks first, before TensorRT's
+        import_tensorrt()                                 # and before a minute of re-export
+        onnx_path = fp16_graph_for(onnx_path, log)
     proto = onnx.load(str(onnx_path), load_external_data=False)
     got = graph_precision(proto)
     if got != precision:
@@ -162,11 +212,13 @@ def build(onnx_path: Path, out: Path, *, precision: str, plugins: Optional[Path]
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--onnx", "onnx_path", type=click.Path(dir_okay=False), default="rrsr.onnx", show_default=True,
-              help="Graph from rrsr-export (--precision fp16 for an FP16 engine).")
+              help="Graph from rrsr-export. With --fp16 an FP32 graph's checkpoint is exported again as the "
+                   "FP16-policy graph <name>_fp16.onnx (or pass that graph: rrsr-export --precision fp16).")
 @click.option("--out", type=click.Path(dir_okay=False), default="rrsr.engine", show_default=True,
               help="Engine file; the sidecar <out>.json is written next to it.")
 @click.option("--fp16/--fp32", "fp16", default=False, show_default=True,
-              help="FP16: a strongly typed build of the FP16-policy graph (the graph's types decide; TensorRT 11 has no FP16 flag).")
+              help="FP16: a strongly typed build of the FP16-policy graph (the graph's types decide; TensorRT 11 has no "
+                   "FP16 flag).")
 @click.option("--plugins", type=click.Path(dir_okay=False), default=None,
               show_default="$RRSR_TRT_PLUGINS_LIB, else build/plugins-trt/librrsr_trt_plugins_dynamic.so",
               help="The project's TensorRT plugin library (the *_dynamic.so, loaded with registry.load_library).")

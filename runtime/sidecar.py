@@ -4,10 +4,11 @@ Pure Python: written by rrsr-build-engine, checked by the trt backend, testable 
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 from pathlib import Path
 from typing import Optional
+
+from export.metadata import sha256_file  # noqa: F401  (re-exported: runtime code hashes files through here)
 
 FORMAT = "rrsr-engine-sidecar"
 VERSION = 1
@@ -22,14 +23,6 @@ class SidecarError(ValueError):
 def sidecar_path(engine) -> Path:
     engine = Path(engine)
     return engine.with_name(engine.name + ".json")
-
-
-def sha256_file(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def make_sidecar(*, tensorrt_version: str, gpu_name: str, gpu_sm: str, precision: str, profiles: list[dict],

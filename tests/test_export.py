@@ -150,6 +150,10 @@ def test_cli_writes_a_checked_graph_and_never_overwrites(bundle, tmp_path):
     assert res.exit_code == 0, res.output
     assert "op census:" in res.output and "ok" in res.output and out.is_file()
     onnx.checker.check_model(str(out))
+    from export.metadata import read_metadata, sha256_file
+    meta = read_metadata(out)
+    assert meta["precision"] == "fp32" and meta["flavour"] == "plugin" and meta["variant"] == "c2-matching"
+    assert meta["ckpt_sha256"] == sha256_file(bundle) and meta["dynamic"] == "0" and meta["lr_size"] == "8x8"
     before = out.stat().st_mtime_ns
     res = CliRunner().invoke(export_main, args)
     assert res.exit_code != 0 and "--force" in res.output and out.stat().st_mtime_ns == before

@@ -4,6 +4,7 @@ Tiny sizes (LR 8..16) and one exported graph per module: the whole file should t
 import json
 
 import numpy as np
+import click
 import onnx
 import pytest
 import torch
@@ -262,7 +263,8 @@ def test_build_engine_errors(files, tmp_path):
     r = _invoke(build_main, ["--onnx", tmp_path / "none.onnx", "--out", out])
     assert r.exit_code != 0 and "ONNX file not found" in r.output
     r = _invoke(build_main, ["--onnx", files["onnx"], "--out", out, "--fp16"])
-    assert r.exit_code != 0 and "fp32 graph" in r.output and "--precision fp16" in r.output
+    assert r.exit_code != 0 and "FP32 graph and it records no checkpoint" in r.output
+    assert "--precision fp16" in r.output
     if files["custom"]:
         r = _invoke(build_main, ["--onnx", files["onnx"], "--out", out, "--plugins", tmp_path / "no_plugins.so"])
         assert r.exit_code != 0 and "no_plugins.so does not exist" in r.output and "RrsrModulatedDeformConv" in r.output
@@ -274,6 +276,30 @@ def test_build_engine_errors(files, tmp_path):
         r = _invoke(build_main, ["--onnx", files["onnx"], "--out", out, "--plugins", lib])
         assert r.exit_code != 0 and TRT_REASON.split(";")[0] in r.output
     assert not out.exists()
+
+
+def test_build_engine_fp16_reexports_the_checkpoint_of_an_fp32_graph(files, tmp_path):
+    """`rrsr-export` (FP32 by default) then `rrsr-build-engine --fp16`: the FP16-policy graph is exported from the
+    checkpoint the FP32 graph records, once, beside it."""
+    from export.metadata import read_metadata, sha256_file, write_metadata
+    from runtime.build_engine import fp16_graph_for
+    proto = onnx.load(str(files["onnx"]))
+    write_metadata(proto, {"ckpt": files["ckpt"].resolve(), "ckpt_sha256": sha256_file(files["ckpt"])})
+    fp32 = tmp_path / "rrsr.onnx"
+    onnx.save(proto, str(fp32))
+    assert fp16_graph_for(fp32, export=False) == tmp_path / "rrsr_fp16.onnx" and not (tmp_path / "rrsr_fp16.onnx").exists()
+    logs = []
+    target = fp16_graph_for(fp32, log=logs.append)
+    meta = read_metadata(target)
+    assert target == tmp_path / "rrsr_fp16.onnx" and meta["precision"] == "fp16"
+    assert meta["ckpt_sha256"] == sha256_file(files["ckpt"]) and meta["max_lr"] == "32"
+    assert fp16_graph_for(fp32, log=logs.append) == target and "using" in logs[-1]     # reused, not re-exported
+    assert fp16_graph_for(target) == target                                            # an FP16 graph as it is
+    stale = tmp_path / "stale.onnx"
+    write_metadata(proto, {"ckpt_sha256": "0" * 64})
+    onnx.save(proto, str(stale))
+    with pytest.raises(click.ClickException, match="changed since the export"):
+        fp16_graph_for(stale)
 
 
 def test_build_engine_plugin_lookup_names_node_and_op(files):

@@ -21,8 +21,14 @@ def available_providers() -> list[str]:
 
 
 def graph_precision(proto) -> str:
-    """fp16 when the graph carries FP16 weights (the FP16-policy export), else fp32."""
+    """The precision rrsr-export recorded; for graphs without that record, fp16 when the graph carries FP16
+    weights (the FP16-policy export), else fp32."""
     from onnx import TensorProto
+
+    from export.metadata import read_metadata
+    recorded = read_metadata(proto).get("precision")
+    if recorded in ("fp32", "fp16"):
+        return recorded
     return "fp16" if any(i.data_type == TensorProto.FLOAT16 for i in proto.graph.initializer) else "fp32"
 
 
