@@ -12,6 +12,7 @@
 #include <new>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "trt_common.h"
 
@@ -113,6 +114,32 @@ class PluginBase : public nvinfer1::IPluginV3,
   }
   // A copy of this plugin (same attributes); may throw.
   virtual PluginBase* clone_impl() const = 0;
+
+  // The shared frame of configurePlugin and onShapeChange: argument checks, the input dims gathered, the op's own
+  // check (returns an error message, empty when fine; it records what enqueue needs), exceptions reported.
+  template <typename Desc, typename Check>
+  int32_t check_and_record(const char* what, Desc const* in, int32_t nbInputs, void const* out, int32_t nbOutputs,
+                           Check&& check) noexcept {
+    try {
+      if (in == nullptr || out == nullptr || nbOutputs != 1) {
+        report(std::string(what) + ": expected 1 output");
+        return 1;
+      }
+      std::vector<nvinfer1::Dims> dims(static_cast<size_t>(nbInputs));
+      for (int32_t i = 0; i < nbInputs; ++i) dims[static_cast<size_t>(i)] = dims_of(in[i]);
+      const std::string err = check(dims);
+      if (!err.empty()) {
+        report(err);
+        return 1;
+      }
+      return 0;
+    } catch (...) {
+      report(std::string(what) + " failed (out of memory)", nvinfer1::ErrorCode::kINTERNAL_ERROR);
+      return 1;
+    }
+  }
+  static nvinfer1::Dims dims_of(nvinfer1::DynamicPluginTensorDesc const& d) { return d.desc.dims; }
+  static nvinfer1::Dims dims_of(nvinfer1::PluginTensorDesc const& d) { return d.dims; }
 
   OpInfo op_;
   std::string layer_;

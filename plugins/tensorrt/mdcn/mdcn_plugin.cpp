@@ -154,25 +154,11 @@ std::string MdcnPlugin::check_shapes(const Dims* in, int32_t nb_inputs, Dims* ou
 
 int32_t MdcnPlugin::configurePlugin(nvinfer1::DynamicPluginTensorDesc const* in, int32_t nbInputs,
                                     nvinfer1::DynamicPluginTensorDesc const* out, int32_t nbOutputs) noexcept {
-  try {
-    if (in == nullptr || out == nullptr || nbOutputs != 1) {
-      report("configurePlugin: expected 1 output");
-      return 1;
-    }
-    std::vector<Dims> dims(static_cast<size_t>(nbInputs));
-    for (int32_t i = 0; i < nbInputs; ++i) dims[static_cast<size_t>(i)] = in[i].desc.dims;
-    const std::string err = check_shapes(dims.data(), nbInputs, nullptr);
-    if (!err.empty()) {
-      report(err);
-      return 1;
-    }
-    nb_inputs_ = nbInputs;
-    rank3_ = nbInputs > 3 ? dims[3].nbDims : 0;
-    return 0;
-  } catch (...) {
-    report("configurePlugin failed (out of memory)", nvinfer1::ErrorCode::kINTERNAL_ERROR);
-    return 1;
-  }
+  return check_and_record("configurePlugin", in, nbInputs, out, nbOutputs, [&](const std::vector<Dims>& dims) {
+    std::string err = check_shapes(dims.data(), nbInputs, nullptr);
+    if (err.empty()) record_inputs(dims);
+    return err;
+  });
 }
 
 int32_t MdcnPlugin::getOutputShapes(nvinfer1::DimsExprs const* inputs, int32_t nbInputs,
@@ -234,28 +220,20 @@ bool MdcnPlugin::supportsFormatCombination(int32_t pos, nvinfer1::DynamicPluginT
 
 int32_t MdcnPlugin::onShapeChange(nvinfer1::PluginTensorDesc const* in, int32_t nbInputs,
                                   nvinfer1::PluginTensorDesc const* out, int32_t nbOutputs) noexcept {
-  try {
-    if (in == nullptr || out == nullptr || nbOutputs != 1) {
-      report("onShapeChange: expected 1 output");
-      return 1;
-    }
-    std::vector<Dims> dims(static_cast<size_t>(nbInputs));
-    for (int32_t i = 0; i < nbInputs; ++i) dims[static_cast<size_t>(i)] = in[i].dims;
+  return check_and_record("onShapeChange", in, nbInputs, out, nbOutputs, [&](const std::vector<Dims>& dims) {
     Dims y{};
     std::string err = check_shapes(dims.data(), nbInputs, &y);
     if (err.empty() && !matches(out[0].dims, std::vector<int64_t>(y.d, y.d + y.nbDims)))
       err = "output 'Y' has shape " + dims_str(out[0].dims) + ", expected " + dims_str(y);
-    if (!err.empty()) {
-      report(err);
-      return 1;
-    }
-    nb_inputs_ = nbInputs;
-    rank3_ = nbInputs > 3 ? dims[3].nbDims : 0;
-    return 0;
-  } catch (...) {
-    report("onShapeChange failed (out of memory)", nvinfer1::ErrorCode::kINTERNAL_ERROR);
-    return 1;
-  }
+    if (err.empty()) record_inputs(dims);
+    return err;
+  });
+}
+
+void MdcnPlugin::record_inputs(const std::vector<Dims>& dims) {
+  // enqueue is not told the number of inputs (nor which optional one a 4th input is): remember them here
+  nb_inputs_ = static_cast<int32_t>(dims.size());
+  rank3_ = nb_inputs_ > 3 ? dims[3].nbDims : 0;
 }
 
 int32_t MdcnPlugin::enqueue(nvinfer1::PluginTensorDesc const* inputDesc, nvinfer1::PluginTensorDesc const* outputDesc,

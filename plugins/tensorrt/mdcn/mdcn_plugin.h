@@ -4,6 +4,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "../common/plugin_base.h"
 
@@ -48,6 +49,7 @@ class MdcnPlugin final : public PluginBase {
   // Checks the input shapes (dims of -1 are unknown and skipped) against each other and the attributes; fills
   // `out` (when not null) with Y's shape. Returns "" or a message.
   std::string check_shapes(const nvinfer1::Dims* in, int32_t nb_inputs, nvinfer1::Dims* out) const;
+  void record_inputs(const std::vector<nvinfer1::Dims>& dims);
 
   int32_t nb_inputs_ = 0, rank3_ = 0;  // recorded by configurePlugin / onShapeChange for enqueue
   int64_t stride_h_, stride_w_, pad_t_, pad_l_, pad_b_, pad_r_, dil_h_, dil_w_, group_, offset_group_;

@@ -87,24 +87,11 @@ std::string RasPlugin::check_shapes(const Dims* in, int32_t nb_inputs, ras::Shap
 
 int32_t RasPlugin::configurePlugin(nvinfer1::DynamicPluginTensorDesc const* in, int32_t nbInputs,
                                    nvinfer1::DynamicPluginTensorDesc const* out, int32_t nbOutputs) noexcept {
-  try {
-    if (in == nullptr || out == nullptr || nbOutputs != 1) {
-      report("configurePlugin: expected 1 output");
-      return 1;
-    }
-    std::vector<Dims> dims(static_cast<size_t>(nbInputs));
-    for (int32_t i = 0; i < nbInputs; ++i) dims[static_cast<size_t>(i)] = in[i].desc.dims;
-    const std::string err = check_shapes(dims.data(), nbInputs, nullptr);
-    if (!err.empty()) {
-      report(err);
-      return 1;
-    }
-    nb_inputs_ = nbInputs;
-    return 0;
-  } catch (...) {
-    report("configurePlugin failed (out of memory)", nvinfer1::ErrorCode::kINTERNAL_ERROR);
-    return 1;
-  }
+  return check_and_record("configurePlugin", in, nbInputs, out, nbOutputs, [&](const std::vector<Dims>& dims) {
+    std::string err = check_shapes(dims.data(), nbInputs, nullptr);
+    if (err.empty()) nb_inputs_ = nbInputs;
+    return err;
+  });
 }
 
 int32_t RasPlugin::getOutputShapes(nvinfer1::DimsExprs const* inputs, int32_t nbInputs,
@@ -167,27 +154,14 @@ size_t RasPlugin::getWorkspaceSize(nvinfer1::DynamicPluginTensorDesc const* inpu
 
 int32_t RasPlugin::onShapeChange(nvinfer1::PluginTensorDesc const* in, int32_t nbInputs,
                                  nvinfer1::PluginTensorDesc const* out, int32_t nbOutputs) noexcept {
-  try {
-    if (in == nullptr || out == nullptr || nbOutputs != 1) {
-      report("onShapeChange: expected 1 output");
-      return 1;
-    }
-    std::vector<Dims> dims(static_cast<size_t>(nbInputs));
-    for (int32_t i = 0; i < nbInputs; ++i) dims[static_cast<size_t>(i)] = in[i].dims;
+  return check_and_record("onShapeChange", in, nbInputs, out, nbOutputs, [&](const std::vector<Dims>& dims) {
     ras::Shape s{};
     std::string err = check_shapes(dims.data(), nbInputs, &s);
     if (err.empty() && !matches(out[0].dims, {s.n, s.c_out, s.h, s.w}))
       err = "output 'Y' has shape " + dims_str(out[0].dims) + ", expected " + want_str({s.n, s.c_out, s.h, s.w});
-    if (!err.empty()) {
-      report(err);
-      return 1;
-    }
-    nb_inputs_ = nbInputs;
-    return 0;
-  } catch (...) {
-    report("onShapeChange failed (out of memory)", nvinfer1::ErrorCode::kINTERNAL_ERROR);
-    return 1;
-  }
+    if (err.empty()) nb_inputs_ = nbInputs;
+    return err;
+  });
 }
 
 int32_t RasPlugin::enqueue(nvinfer1::PluginTensorDesc const* inputDesc, nvinfer1::PluginTensorDesc const* outputDesc,
