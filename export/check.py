@@ -141,6 +141,7 @@ def _reference_ops():
     from onnx.reference.op_run import OpRun
 
     from rrsr_model.ops.mdcn import mdcn_reference
+    from rrsr_model.ops.patch_match import patch_match_reference
     from rrsr_model.ops.ras import ras_reference
 
     def t(x):
@@ -162,7 +163,14 @@ def _reference_ops():
             args = [t(x) for x in inputs] + [None] * (11 - len(inputs))
             return (ras_reference(*args).numpy(),)
 
-    return [RrsrModulatedDeformConv, RrsrRefAwareSelection]
+    class RrsrPatchMatch(OpRun):
+        op_domain = "rrsr"
+
+        def _run(self, F_in, F_ref, patch_size=None, plugin_version=None, plugin_namespace=None):
+            idx, score = patch_match_reference(t(F_in), t(F_ref), patch_size or 3)
+            return idx.numpy(), score.numpy()
+
+    return [RrsrModulatedDeformConv, RrsrRefAwareSelection, RrsrPatchMatch]
 
 
 class ReferenceRunner:

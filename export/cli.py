@@ -15,6 +15,7 @@ from rrsr_model.checkpoint import CheckpointError, load_model
 
 from .check import (custom_node_problems, format_census, fp16_policy_problems, op_census, run_checker,
                     tensorrt_problems)
+from .matching import format_matching
 from .metadata import sha256_file, write_metadata
 from .onnx_export import DEFAULT_OPSET, FLAVOURS, ExportError, ExportOptions, export_model
 
@@ -117,6 +118,8 @@ def main(ckpt, feature_ckpt, vgg_ckpt, out, variant, precision, flavour, opset, 
         for r in results:
             verdict = "ok" if r.passes(precision) else f"FAIL ({criterion(precision)})"
             click.echo(f"  LR {r.lr_size[0]}x{r.lr_size[1]}: {r.parity}  [{r.runner}, {r.seconds:.2f} s] {verdict}")
+            if r.matching is not None:
+                click.echo(f"    (reference fed the graph's correspondence; {format_matching(r.matching)})")
         if precision == "fp16":
             click.echo("  note: ONNX Runtime's CPU provider runs FP16 operators it lacks in FP32, so these figures "
                        "bound the policy's casts, not GPU FP16 arithmetic; TensorRT FP16 engines are checked by "

@@ -9,7 +9,8 @@ The graph holds the whole network: correspondence network, matching, VGG19 refer
 Inputs: ``lr`` (N,3,h,w), ``lr_up`` (N,3,4h,4w) = PIL bicubic x4 of the uint8 LR (kept outside the graph: PIL's
 bicubic has no TensorRT equivalent), ``ref`` (N,3,4h,4w), ``valid_size`` int64 (2,) = unpadded SR (H, W)
 (equal to the SR size unless the reference forced padding). Output ``sr`` (N,3,4h,4w), unclamped.
-Matching is exported as one batched matrix product (memory grows as (h*w)^2; see README).
+Matching: the plugin flavour emits one ``RrsrPatchMatch`` node (streaming, bounded memory); the standard flavour
+one batched matrix product (memory grows as (h*w)^2; see README).
 """
 from __future__ import annotations
 
@@ -78,6 +79,12 @@ def _ras_plugin(x, ref, weight, bias, routing_weight, routing_bias, se1_weight, 
                                                  **spec.plugin_attributes())
 
 
+def _patch_match_plugin(feat_in, feat_ref, patch_size):
+    spec = spec_for_torch_op("rrsr::patch_match")
+    attrs = {a["name"]: v for a, v in zip(spec.op_attributes, (patch_size,))}
+    return getattr(_rrsr_opset(), spec.op_type)(feat_in, feat_ref, **attrs, **spec.plugin_attributes())
+
+
 def _mdcn_standard(x, weight, offset, bias, mask, strides, pads, dilations, group, offset_group):
     from onnxscript import opset19 as op
     # DeformConv takes one type for all inputs: FP16 graphs feed it FP16 offsets/mask (TensorRT's builtin
@@ -90,7 +97,8 @@ def _mdcn_standard(x, weight, offset, bias, mask, strides, pads, dilations, grou
 def translation_table(flavour: str) -> dict:
     if flavour == "plugin":
         return {torch.ops.rrsr.modulated_deform_conv.default: _mdcn_plugin,
-                torch.ops.rrsr.ref_aware_selection.default: _ras_plugin}
+                torch.ops.rrsr.ref_aware_selection.default: _ras_plugin,
+                torch.ops.rrsr.patch_match.default: _patch_match_plugin}
     return {torch.ops.rrsr.modulated_deform_conv.default: _mdcn_standard}
 
 
@@ -152,9 +160,9 @@ def _dynamic_shapes(opts: ExportOptions):
 
 @contextlib.contextmanager
 def _export_mode(model: RRSR, flavour: str):
-    """Graph-friendly matching, and plain-op RAS for the standard flavour; restores the model afterwards."""
+    """The standard flavour gets standard operators: dense matching and plain-op RAS; restores the model."""
     saved = model.net_map.matcher
-    model.net_map.matcher = "dense"
+    model.net_map.matcher = "op" if flavour == "plugin" else "dense"
     try:
         with (ras_ops.decomposed() if flavour == "standard" else contextlib.nullcontext()):
             yield

@@ -93,7 +93,7 @@ def bench_runner(runner, sizes, warmup: int, runs: int) -> list[BenchRow]:
     for i, (h, w) in enumerate(sizes):
         row = BenchRow(label, d["precision"], d["device"], f"{h}x{w}")
         try:
-            check_fits(d["backend"], d["precision"], d["device"], (h, w))
+            check_fits(d["backend"], d["precision"], d["device"], (h, w), matching=d.get("matching", "dense"))
         except MemoryError as e:
             row.note = f"skipped: {e}"
             rows.append(row)

@@ -205,7 +205,9 @@ def build(onnx_path: Path, out: Path, *, precision: str, plugins: Optional[Path]
                         plugin_library=plugins if nodes else None,
                         plugin_sha256=sha256_file(plugins) if nodes else None,
                         extra={"build_seconds": round(time.perf_counter() - t0, 1), "strongly_typed": bool(flags),
-                               "workspace_mib": workspace_mib}, **env)
+                               "workspace_mib": workspace_mib,
+                               "matching": "streaming" if any(n[1] == "RrsrPatchMatch" for n in nodes) else "dense"},
+                        **env)
     write_sidecar(out, meta)
     return meta
 

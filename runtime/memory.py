@@ -1,8 +1,9 @@
 """Memory estimates, so a too-large input is refused with numbers instead of an out-of-memory crash.
 
-The exported graph (ORT, TensorRT) matches with one dense (h*w) x (h*w) float32 similarity matrix per image
-(h, w = the padded LR size, the 1/4-resolution feature grid), so it grows as (h*w)^2. PyTorch matches over
-bounded chunks; its memory is dominated by the 4x-resolution trunk, ~linear in h*w."""
+A standard-flavour graph (ORT, TensorRT) matches with one dense (h*w) x (h*w) float32 similarity matrix per image
+(h, w = the padded LR size, the 1/4-resolution feature grid), so it grows as (h*w)^2. PyTorch and plugin-flavour
+graphs (one streaming RrsrPatchMatch node) match in bounded memory; theirs is dominated by the 4x-resolution
+trunk, ~linear in h*w."""
 from __future__ import annotations
 
 from typing import Optional
@@ -48,15 +49,16 @@ def available_bytes(device: str = "cpu") -> Optional[int]:
 
 
 def check_fits(backend: str, precision: str, device: str, lr_hw: tuple[int, int],
-               available: Optional[int] = None) -> None:
+               available: Optional[int] = None, matching: str = "dense") -> None:
     """MemoryError with the estimate and the free memory when ``lr_hw`` (padded LR) will not fit."""
     available = available if available is not None else available_bytes(device)
     if available is None:
         return
     h, w = lr_hw
-    if backend == "torch":
+    if backend == "torch" or matching == "streaming":
         need = torch_bytes(lr_hw, bytes_per_value=2 if precision == "fp16" else 4)
-        what = f"PyTorch needs about {need / GiB:.1f} GiB (4x-resolution feature maps; matching is chunked)"
+        what = (f"{'PyTorch' if backend == 'torch' else 'the graph'} needs about {need / GiB:.1f} GiB "
+                f"(4x-resolution feature maps; matching is streamed)")
         hint = "use a smaller LR or a machine with more memory"
     else:
         need = graph_bytes(lr_hw)

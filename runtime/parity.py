@@ -14,12 +14,16 @@ import click
 import numpy as np
 
 from export.check import compare
+from export.matching import (compare_matching, fixed_index_kernel, format_matching, index_output, matching_kernel,
+                             with_index_output)
 from export.validate import FP16_MIN_PSNR, FP32_TOLERANCE, criterion
 from rrsr_model.demo import SAMPLES, sample_pairs
 from rrsr_model.images import load_rgb, to_uint8
+from rrsr_model.inference import prepare_inputs
 from rrsr_model.metrics import psnr_y, ssim_y
 
 from .backends import Runner, TorchLoader, load_runner, super_resolve
+from .backends.base import to_feeds
 from .backends.torch_backend import strict_fp32
 from .cli_common import click_errors, model_files, model_options
 
@@ -37,14 +41,21 @@ def parity_report(runner: Runner, reference: Runner, pairs: list[tuple[str, np.n
     """Run both on every (name, lr, ref, hr-or-None) and compare; quality against the HR when there is one."""
     desc = runner.describe()
     precision = desc.get("precision", "fp32")
+    shared = SharedCorrespondence.for_backend(desc, reference)
     rows = []
     for name, lr, ref, hr in pairs:
-        want = super_resolve(reference, lr, ref)
+        index = shared.index(lr, ref) if shared else None
+        with matching_kernel(fixed_index_kernel(index) if shared else None):
+            want = super_resolve(reference, lr, ref)
         got = super_resolve(runner, lr, ref)
         p = compare(got.sr, want.sr)
         row = {"image": name, "lr": f"{lr.shape[0]}x{lr.shape[1]}", "max_abs": p.max_abs, "mean_abs": p.mean_abs,
                "psnr_db": _num(p.psnr), "pass": passes(precision, p.max_abs, p.psnr),
                "seconds": got.seconds, "reference_seconds": want.seconds}
+        if shared:
+            x = prepare_inputs(lr, ref)
+            row["matching"] = compare_matching(reference.model, x.lr_up, x.ref, index)
+            row["pass"] = row["pass"] and row["matching"]["near_ties_only"]   # a real mismatch is a failure
         if hr is not None:
             a, b = to_uint8(got.sr), to_uint8(want.sr)
             if hr.shape == a.shape:
@@ -53,8 +64,35 @@ def parity_report(runner: Runner, reference: Runner, pairs: list[tuple[str, np.n
             else:
                 row["hr_note"] = f"HR {hr.shape[0]}x{hr.shape[1]} is not the SR's {a.shape[0]}x{a.shape[1]}: no quality"
         rows.append(row)
-    return {"backend": desc, "reference": reference.describe(), "criterion": criterion(precision),
+    ref_desc = dict(reference.describe())
+    if shared:
+        ref_desc["correspondence"] = "the backend's (its RrsrPatchMatch output), compared separately"
+    return {"backend": desc, "reference": ref_desc, "criterion": criterion(precision),
             "images": rows, "pass": all(r["pass"] for r in rows)}
+
+
+class SharedCorrespondence:
+    """The correspondence an ONNX Runtime graph computed (its RrsrPatchMatch index, exposed as an extra output of
+    a second session), for the PyTorch reference to use: see export.matching for why."""
+
+    def __init__(self, session, name: str):
+        self.session, self.name = session, name
+
+    @classmethod
+    def for_backend(cls, desc: dict, reference: Runner) -> Optional["SharedCorrespondence"]:
+        if desc.get("backend") != "ort" or desc.get("matching") != "streaming" or not hasattr(reference, "model"):
+            return None
+        import onnx
+
+        from export.check import ort_session
+        proto = with_index_output(onnx.load(desc["model"]))
+        if proto is None:
+            return None
+        return cls(ort_session(proto, providers=desc.get("providers"), library=desc.get("custom_op_library")),
+                   index_output(proto))
+
+    def index(self, lr: np.ndarray, ref: np.ndarray) -> np.ndarray:
+        return self.session.run([self.name], to_feeds(prepare_inputs(lr, ref)))[0]
 
 
 def format_report(rep: dict) -> str:
@@ -69,6 +107,9 @@ def format_report(rep: dict) -> str:
         psnr = r["psnr_db"] if isinstance(r["psnr_db"], str) else f"{r['psnr_db']:.2f}"
         lines.append(f"{r['image']:<14}{r['lr']:>9}{r['max_abs']:>11.3e}{r['mean_abs']:>11.3e}{psnr:>9}{q}"
                      f"{r['seconds']:>8.2f}  {'ok' if r['pass'] else 'FAIL'}")
+    if "correspondence" in rep["reference"]:
+        lines.append("the PyTorch reference used the backend's correspondence; that correspondence vs PyTorch's own:")
+        lines += [f"  {r['image']}: {format_matching(r['matching'])}" for r in rep["images"] if "matching" in r]
     lines.append("PASS" if rep["pass"] else f"FAIL ({rep['criterion']} not met)")
     return "\n".join(lines)
 

@@ -1,11 +1,12 @@
 """Matching and pre-offsets: known shifts are recovered; chunking does not change the result."""
 import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
 
 import rrsr_model
-from rrsr_model.blocks.correspondence import (CorrespondenceGeneration, feature_match_index, index_to_flow,
-                                              sample_patches, shifted_pre_offsets)
+from rrsr_model.blocks.correspondence import CorrespondenceGeneration, index_to_flow, shifted_pre_offsets
+from rrsr_model.ops.patch_match import feature_match_index, patch_match, sample_patches
 
 
 def _texture(h, w, seed=0):
@@ -73,11 +74,52 @@ def test_index_to_flow_large_indices_exact():
     assert torch.equal(flow[:, 1], (idx[0, 0] // 100).float())
 
 
-def test_dense_matcher_equals_chunked():
+def test_dense_matcher_equals_the_op():
     torch.manual_seed(2)
     corr = CorrespondenceGeneration()
     fi, fr = torch.randn(2, 16, 9, 11), torch.randn(2, 16, 9, 11)
-    chunked = corr.match_index(fi, fr)
+    by_op = corr.match_index(fi, fr)
     corr.matcher = "dense"
     dense = corr.match_index(fi, fr)
-    assert dense.shape == (2, 7, 9) and torch.equal(dense.long(), chunked.long())
+    assert dense.shape == (2, 7, 9) and torch.equal(dense.long(), by_op.long())
+
+
+def _brute_force(fi, fr, k):
+    """The op's definition, in float64: normalise per pixel, unfold, score matrix, first argmax."""
+    fi = F.normalize(fi.double(), dim=1)
+    fr = F.normalize(fr.double(), dim=1)
+    p_in = F.unfold(fi, k)                                   # (N, C*k*k, Nq)
+    p_ref = F.unfold(fr, k)
+    p_ref = p_ref / (p_ref.norm(dim=1, keepdim=True) + 1e-5)
+    scores = torch.bmm(p_ref.transpose(1, 2), p_in)          # (N, Nr, Nq)
+    top2 = scores.topk(2, dim=1).values
+    return scores.argmax(1), scores.max(1).values, (top2[:, 0] - top2[:, 1])
+
+
+def test_patch_match_op_unequal_sizes_and_near_ties():
+    torch.manual_seed(3)
+    fi, fr = torch.randn(2, 16, 9, 11), torch.randn(2, 16, 7, 13)
+    for k in (1, 3):
+        idx, score = patch_match(fi, fr, k)
+        assert idx.dtype == torch.int32 and score.dtype == torch.float32
+        assert idx.shape == (2, 9 - k + 1, 11 - k + 1)
+        want_idx, want_score, gap = _brute_force(fi, fr, k)
+        near = gap.reshape(idx.shape) < 1e-5
+        same = idx.long() == want_idx.reshape(idx.shape)
+        assert bool((same | near).all()), f"k={k}: {int((~same & ~near).sum())} wrong indices"
+        print(f"k={k}: {int(near.sum())} near-tie positions of {near.numel()}")
+        assert torch.allclose(score.double(), want_score.reshape(idx.shape), atol=1e-5)
+
+
+def test_patch_match_op_ties_and_errors():
+    fi = torch.randn(1, 4, 6, 6)
+    fr = torch.randn(1, 4, 6, 6)
+    fr[:, :, 3:6, 3:6] = fr[:, :, 0:3, 0:3]                  # patch 15 (row 3, col 3) duplicates patch 0
+    idx, _ = patch_match(fr, fr, 3)
+    assert idx[0, 3, 3] == 0 and idx[0, 0, 0] == 0          # the lower index wins the exact tie
+    with pytest.raises(ValueError, match="equal N and C"):
+        patch_match(fi, torch.randn(1, 5, 6, 6))
+    with pytest.raises(ValueError, match="patch_size 7"):
+        patch_match(fi, fr, 7)
+    with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
+        patch_match(fi[0], fr)

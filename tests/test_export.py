@@ -59,14 +59,18 @@ def test_plugin_nodes_follow_the_op_spec(plugin_graph):
         if n.op_type == "RrsrModulatedDeformConv":
             assert a["offset_group"] == 8 and a["pads"] == [1, 1, 1, 1] and a["strides"] == [1, 1]
     assert custom_node_problems(plugin_graph) == []
+    # matching is one streaming RrsrPatchMatch node: no (h*w)^2 score matrix (MatMul + ArgMax) in the graph
+    assert sum(n.op_type == "RrsrPatchMatch" for n in custom) == 1
+    assert not any(n.op_type in ("ArgMax", "MatMul") for n in plugin_graph.graph.node)
     assert not any(n.op_type in ("DeformConv", "ModulatedDeformConv2d") for n in plugin_graph.graph.node)
 
 
 def test_spec_attribute_names_match_the_torch_op_and_the_ort_library():
-    spec = spec_for_torch_op("rrsr::modulated_deform_conv")
-    schema = torch.ops.rrsr.modulated_deform_conv.default._schema
-    torch_args = [a.name for a in schema.arguments]
-    assert all(a["name"] in torch_args for a in spec.op_attributes)
+    for spec in load_specs().values():
+        namespace, name = spec.torch_op.split("::")
+        schema = getattr(getattr(torch.ops, namespace), name).default._schema
+        torch_args = [a.name for a in schema.arguments]
+        assert all(a["name"] in torch_args for a in spec.op_attributes), (spec.op_type, torch_args)
     lib = find_library()
     if lib is None:
         pytest.skip("ORT custom-op library not built (bash scripts/build_plugins.sh)")
@@ -112,8 +116,11 @@ def test_onnxruntime_parity_two_sizes(graph_name, request, model):
         pytest.skip("ORT custom-op library not built (bash scripts/build_plugins.sh)")
     results = validate(model, graph, SIZES)
     for r in results:
-        print(graph_name, r.lr_size, r.parity)
+        print(graph_name, r.lr_size, r.parity, r.matching)
         assert r.parity.max_abs <= FP32_TOLERANCE, (r.lr_size, str(r.parity))
+        # plugin graphs: the reference is fed the graph's RrsrPatchMatch correspondence, compared separately
+        assert (r.matching is not None) == (graph_name == "plugin_graph")
+        assert r.matching is None or r.matching["near_ties_only"]
 
 
 def test_python_fallback_runs_the_plugin_graph(plugin_graph, model):

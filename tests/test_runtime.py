@@ -189,7 +189,14 @@ def test_infer_missing_plugin_library(files, sentinel, monkeypatch, tmp_path):
 def test_infer_refuses_inputs_too_large_for_memory(files, sentinel, monkeypatch):
     monkeypatch.setattr("runtime.memory.available_bytes", lambda device="cpu": 2 ** 20)
     out = _bad(files, sentinel, ["--onnx", files["onnx"]])
-    assert "dense matching matrix" in out and "(h*w)^2*4" in out and "GiB" in out
+    if files["custom"]:        # plugin graph: one streaming RrsrPatchMatch node, memory ~linear in h*w
+        assert "the graph needs about" in out and "matching is streamed" in out and "GiB" in out
+    else:
+        assert "dense matching matrix" in out and "(h*w)^2*4" in out and "GiB" in out
+    from runtime.memory import check_fits
+    with pytest.raises(MemoryError, match=r"\(h\*w\)\^2\*4"):     # standard flavour, LR 256x256: 16 GiB of scores
+        check_fits("ort", "fp32", "cpu", (256, 256), available=2 ** 34, matching="dense")
+    check_fits("ort", "fp32", "cpu", (256, 256), available=2 ** 34, matching="streaming")
 
 
 # -- TensorRT (error paths run everywhere; a real engine only where TensorRT and a GPU are) --------------------

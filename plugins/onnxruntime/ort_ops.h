@@ -48,6 +48,20 @@ class MdcnKernel {
   int64_t group_ = 1, offset_group_ = 1;
 };
 
+class PatchMatchKernel {
+ public:
+  static OrtStatus* Create(const OrtApi& api, const OrtKernelInfo* info, Device device, void** out);
+  OrtStatus* ComputeV2(OrtKernelContext* ctx) noexcept { return guard_compute(api_, node_, [&] { return Compute(ctx); }); }
+
+ private:
+  OrtStatus* Compute(OrtKernelContext* ctx);
+  PatchMatchKernel(const OrtApi& api, Device device);
+  const OrtApi& api_;
+  Device device_;
+  NodeId node_;
+  int64_t patch_size_ = 3;
+};
+
 class RasKernel {
  public:
   static OrtStatus* Create(const OrtApi& api, const OrtKernelInfo* info, Device device, void** out);
@@ -66,13 +80,14 @@ class RasKernel {
 template <class Kernel>
 struct RrsrCustomOp : Ort::CustomOpBase<RrsrCustomOp<Kernel>, Kernel, /*WithStatus=*/true> {
   RrsrCustomOp(const char* op_type, int since_version, const spec::IoSpec* inputs, size_t num_inputs, Device device,
-               std::vector<ONNXTensorElementDataType> input_types, ONNXTensorElementDataType output_type)
+               std::vector<ONNXTensorElementDataType> input_types,
+               std::vector<ONNXTensorElementDataType> output_types)
       : op_type_(op_type),
         inputs_(inputs),
         num_inputs_(num_inputs),
         device_(device),
         input_types_(std::move(input_types)),
-        output_type_(output_type) {
+        output_types_(std::move(output_types)) {
     this->start_ver_ = since_version;
   }
 
@@ -90,8 +105,8 @@ struct RrsrCustomOp : Ort::CustomOpBase<RrsrCustomOp<Kernel>, Kernel, /*WithStat
   OrtCustomOpInputOutputCharacteristic GetInputCharacteristic(size_t i) const {
     return inputs_[i].optional ? INPUT_OUTPUT_OPTIONAL : INPUT_OUTPUT_REQUIRED;
   }
-  size_t GetOutputTypeCount() const { return 1; }
-  ONNXTensorElementDataType GetOutputType(size_t) const { return output_type_; }
+  size_t GetOutputTypeCount() const { return output_types_.size(); }
+  ONNXTensorElementDataType GetOutputType(size_t i) const { return output_types_[i]; }
 
   Device device() const { return device_; }
   const std::vector<ONNXTensorElementDataType>& input_types() const { return input_types_; }
@@ -102,7 +117,7 @@ struct RrsrCustomOp : Ort::CustomOpBase<RrsrCustomOp<Kernel>, Kernel, /*WithStat
   size_t num_inputs_;
   Device device_;
   std::vector<ONNXTensorElementDataType> input_types_;
-  ONNXTensorElementDataType output_type_;
+  std::vector<ONNXTensorElementDataType> output_types_;
 };
 
 }  // namespace ort

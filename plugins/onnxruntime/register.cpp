@@ -25,10 +25,11 @@ namespace {
 // (T, T1, ...): the cartesian product of each parameter's allowed types.
 struct Signature {
   std::vector<ONNXTensorElementDataType> inputs;
-  ONNXTensorElementDataType output;
+  std::vector<ONNXTensorElementDataType> outputs;
 };
 
-std::vector<Signature> signatures(const spec::IoSpec* inputs, size_t num_inputs, const spec::IoSpec& output) {
+std::vector<Signature> signatures(const spec::IoSpec* inputs, size_t num_inputs, const spec::IoSpec* outputs,
+                                  size_t num_outputs) {
   std::vector<const spec::IoSpec*> params;  // first input (or output) naming each type parameter
   auto param_index = [&](const spec::IoSpec& io) -> size_t {
     for (size_t i = 0; i < params.size(); ++i)
@@ -38,7 +39,8 @@ std::vector<Signature> signatures(const spec::IoSpec* inputs, size_t num_inputs,
   };
   std::vector<size_t> in_param(num_inputs);
   for (size_t i = 0; i < num_inputs; ++i) in_param[i] = param_index(inputs[i]);
-  const size_t out_param = param_index(output);
+  std::vector<size_t> out_param(num_outputs);
+  for (size_t i = 0; i < num_outputs; ++i) out_param[i] = param_index(outputs[i]);
 
   std::vector<Signature> out;
   std::vector<int> choice(params.size(), 0);
@@ -46,7 +48,8 @@ std::vector<Signature> signatures(const spec::IoSpec* inputs, size_t num_inputs,
     Signature sig;
     for (size_t i = 0; i < num_inputs; ++i)
       sig.inputs.push_back(to_onnx(params[in_param[i]]->types[choice[in_param[i]]]));
-    sig.output = to_onnx(params[out_param]->types[choice[out_param]]);
+    for (size_t i = 0; i < num_outputs; ++i)
+      sig.outputs.push_back(to_onnx(params[out_param[i]]->types[choice[out_param[i]]]));
     out.push_back(sig);
     size_t p = 0;  // odometer over the parameters
     for (; p < params.size(); ++p) {
@@ -69,16 +72,17 @@ std::vector<Device> devices() {
 struct Registry {
   std::vector<std::unique_ptr<RrsrCustomOp<MdcnKernel>>> mdcn;
   std::vector<std::unique_ptr<RrsrCustomOp<RasKernel>>> ras;
+  std::vector<std::unique_ptr<RrsrCustomOp<PatchMatchKernel>>> patch_match;
   std::vector<OrtCustomOp*> all;
 };
 
 template <class Kernel>
 void add_op(std::vector<std::unique_ptr<RrsrCustomOp<Kernel>>>* dst, std::vector<OrtCustomOp*>* all,
             const char* op_type, int since, const spec::IoSpec* inputs, size_t num_inputs,
-            const spec::IoSpec& output) {
+            const spec::IoSpec* outputs, size_t num_outputs) {
   for (Device d : devices()) {
-    for (const Signature& sig : signatures(inputs, num_inputs, output)) {
-      dst->emplace_back(new RrsrCustomOp<Kernel>(op_type, since, inputs, num_inputs, d, sig.inputs, sig.output));
+    for (const Signature& sig : signatures(inputs, num_inputs, outputs, num_outputs)) {
+      dst->emplace_back(new RrsrCustomOp<Kernel>(op_type, since, inputs, num_inputs, d, sig.inputs, sig.outputs));
       all->push_back(dst->back().get());
     }
   }
@@ -91,8 +95,13 @@ const Registry& registry() {
     auto* r = new Registry;
     namespace m = spec::modulated_deform_conv;
     namespace s = spec::ref_aware_selection;
-    add_op<MdcnKernel>(&r->mdcn, &r->all, m::kOpType, m::kSinceVersion, m::kInputs, m::kNumInputs, m::kOutputs[0]);
-    add_op<RasKernel>(&r->ras, &r->all, s::kOpType, s::kSinceVersion, s::kInputs, s::kNumInputs, s::kOutputs[0]);
+    namespace p = spec::patch_match;
+    add_op<MdcnKernel>(&r->mdcn, &r->all, m::kOpType, m::kSinceVersion, m::kInputs, m::kNumInputs, m::kOutputs,
+                       m::kNumOutputs);
+    add_op<RasKernel>(&r->ras, &r->all, s::kOpType, s::kSinceVersion, s::kInputs, s::kNumInputs, s::kOutputs,
+                      s::kNumOutputs);
+    add_op<PatchMatchKernel>(&r->patch_match, &r->all, p::kOpType, p::kSinceVersion, p::kInputs, p::kNumInputs,
+                             p::kOutputs, p::kNumOutputs);
     return r;
   }();
   return *reg;
@@ -194,6 +203,7 @@ void describe_op(std::ostringstream& os, const char* op_type, const char* domain
 std::string describe() {
   namespace m = spec::modulated_deform_conv;
   namespace s = spec::ref_aware_selection;
+  namespace p = spec::patch_match;
   const Registry& r = registry();
   std::ostringstream os;
   os << "{\"domain\": " << jstr(spec::kDomain) << ", \"cuda\": "
@@ -208,6 +218,9 @@ std::string describe() {
   os << ", ";
   describe_op(os, s::kOpType, s::kDomain, s::kSinceVersion, s::kPluginVersion, s::kPluginNamespace, s::kInputs,
               s::kNumInputs, s::kOutputs, s::kNumOutputs, s::kAttrs, s::kNumAttrs, r.ras);
+  os << ", ";
+  describe_op(os, p::kOpType, p::kDomain, p::kSinceVersion, p::kPluginVersion, p::kPluginNamespace, p::kInputs,
+              p::kNumInputs, p::kOutputs, p::kNumOutputs, p::kAttrs, p::kNumAttrs, r.patch_match);
   os << "]}";
   return os.str();
 }

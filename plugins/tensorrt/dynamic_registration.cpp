@@ -6,6 +6,7 @@
 
 #include "common/trt_common.h"
 #include "mdcn/mdcn_plugin.h"
+#include "patch_match/patch_match_plugin.h"
 #include "ras/ras_plugin.h"
 
 // Our own export attribute: TENSORRTAPI is empty in some header versions/configurations, and this project builds
@@ -18,8 +19,9 @@ extern "C" RRSR_TRT_EXPORT void setLoggerFinder(nvinfer1::ILoggerFinder* finder)
 
 extern "C" RRSR_TRT_EXPORT nvinfer1::IPluginCreatorInterface* const* getCreators(int32_t& nbCreators) {
   static rrsr::trt::MdcnCreator mdcn;
+  static rrsr::trt::PatchMatchCreator patch_match;
   static rrsr::trt::RasCreator ras;
-  static nvinfer1::IPluginCreatorInterface* const creators[] = {&mdcn, &ras};
+  static nvinfer1::IPluginCreatorInterface* const creators[] = {&mdcn, &ras, &patch_match};
   nbCreators = static_cast<int32_t>(sizeof(creators) / sizeof(creators[0]));
   return creators;
 }

@@ -1,6 +1,6 @@
-// Self-registering library (librrsr_trt_plugins.so): loading it registers both creators with TensorRT's plugin
-// registry (static registrars, as REGISTER_TENSORRT_PLUGIN does). For trtexec --staticPlugins, Polygraphy --plugins
-// and Python ctypes.CDLL(path) once TensorRT itself is loaded. It exports no symbols.
+// Self-registering library (librrsr_trt_plugins.so): loading it registers every creator (mdcn, ras, patch_match)
+// with TensorRT's plugin registry (static registrars, as REGISTER_TENSORRT_PLUGIN does). For trtexec --staticPlugins,
+// Polygraphy --plugins and Python ctypes.CDLL(path) once TensorRT itself is loaded. It exports no symbols.
 //
 // The registry comes from getPluginRegistry(), a function of the TensorRT library. This library is not linked
 // against libnvinfer (no build-time dependency, and it must also work with the lean/dispatch runtimes), so it looks
@@ -16,6 +16,7 @@
 
 #include "common/trt_common.h"
 #include "mdcn/mdcn_plugin.h"
+#include "patch_match/patch_match_plugin.h"
 #include "ras/ras_plugin.h"
 
 namespace {
@@ -70,4 +71,5 @@ struct Registrar {
 }  // namespace
 
 Registrar<rrsr::trt::MdcnCreator> const g_mdcn_registrar;
+Registrar<rrsr::trt::PatchMatchCreator> const g_patch_match_registrar;
 Registrar<rrsr::trt::RasCreator> const g_ras_registrar;

@@ -1,8 +1,9 @@
 """Correspondence stage: dense 3x3 patch matching between CCN features, index -> flow, the nine shifted
 pre-offsets per scale, and the frozen VGG19 reference features (the authors' ``CorrespondenceGenerationArch``).
 
-Matching is exact top-1 with the first maximum winning ties (as ``torch.max`` and the authors' running max do),
-computed over chunks of reference patches with a running max so memory stays bounded whatever the image size.
+Matching is exact top-1 with the first maximum winning ties (as ``torch.max`` and the authors' running max do):
+the ``rrsr::patch_match`` op (``rrsr_model/ops/patch_match.py``, bounded memory) or, for standard-operator
+export, one batched matrix product.
 """
 from __future__ import annotations
 
@@ -10,46 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..ops.patch_match import PATCH_NORM_EPS, patch_match
 from .vgg import VGG19Features
-
-# Elements of the similarity chunk (reference patches x input positions) held at once: 2^26 floats = 256 MiB.
-MATCH_CHUNK_ELEMENTS = 1 << 26
-PATCH_NORM_EPS = 1e-5
-
-
-def sample_patches(feat: Tensor, patch_size: int, stride: int) -> Tensor:
-    """(C, H, W) -> (C, k, k, n_patches), patches in row-major order of their top-left corner."""
-    c = feat.shape[0]
-    return (feat.unfold(1, patch_size, stride).unfold(2, patch_size, stride)
-            .reshape(c, -1, patch_size, patch_size).permute(0, 2, 3, 1))
-
-
-def feature_match_index(feat_in: Tensor, feat_ref: Tensor, patch_size: int = 3, stride: int = 1,
-                        chunk_elements: int = MATCH_CHUNK_ELEMENTS) -> tuple[Tensor, Tensor]:
-    """Best reference patch for every input patch.
-
-    feat_in, feat_ref: (C, H, W), already L2-normalised per pixel. Each reference patch is divided by
-    (its norm + 1e-5); the score is the inner product with the raw input patch (the input patch norm does not
-    change the argmax). Returns (index, score): int64 and float of shape (H_p, W_p) of the input patch grid.
-    """
-    patches = sample_patches(feat_ref, patch_size, stride)
-    n_patches = patches.shape[-1]
-    h_p = (feat_in.shape[1] - patch_size) // stride + 1
-    w_p = (feat_in.shape[2] - patch_size) // stride + 1
-    chunk = max(1, chunk_elements // max(1, h_p * w_p))
-    best_val = best_idx = None
-    for start in range(0, n_patches, chunk):
-        batch = patches[..., start:start + chunk]
-        batch = batch / (batch.norm(p=2, dim=(0, 1, 2)) + PATCH_NORM_EPS)
-        corr = F.conv2d(feat_in.unsqueeze(0), batch.permute(3, 0, 1, 2), stride=stride).squeeze(0)
-        val, idx = corr.max(dim=0)
-        if best_val is None:
-            best_val, best_idx = val, idx
-        else:
-            better = val > best_val  # strict: an earlier chunk keeps ties, as a global first-max would
-            best_val = torch.where(better, val, best_val)
-            best_idx = torch.where(better, idx + start, best_idx)
-    return best_idx, best_val
 
 
 def patches_as_channels(feat: Tensor, patch_size: int = 3) -> Tensor:
@@ -61,7 +24,7 @@ def patches_as_channels(feat: Tensor, patch_size: int = 3) -> Tensor:
 
 
 def dense_match_index(feat_in: Tensor, feat_ref: Tensor, patch_size: int = 3) -> Tensor:
-    """Batched, unchunked form of :func:`feature_match_index` for export: (B, C, H, W) per-pixel-normalised
+    """Batched, unchunked form of :func:`rrsr_model.ops.patch_match.feature_match_index` for export: (B, C, H, W) per-pixel-normalised
     features -> (B, H_p, W_p) best reference patch index (first maximum), as float32. The same scores as a
     (N_ref x N_in) matrix product, so memory grows as (H*W)^2: fine for small images, see the docs."""
     p_in = patches_as_channels(feat_in, patch_size)
@@ -108,30 +71,31 @@ class CorrespondenceGeneration(nn.Module):
     """Matches CCN features and returns the pre-offsets for relu3_1 / relu2_1 / relu1_1 plus the VGG19
     reference features. Holds the frozen VGG19 (not part of the official checkpoints).
 
-    ``matcher`` picks how the top-1 patch is found: ``"chunked"`` (default; the authors' convolution over
-    chunks of reference patches with a running max, bounded memory) or ``"dense"`` (one batched matrix
-    product; what the standard ONNX export uses). Both find the same patch up to float rounding."""
+    ``matcher`` picks how the top-1 patch is found: ``"op"`` (default; the ``rrsr::patch_match`` custom op,
+    whose reference kernel is the authors' convolution over chunks of reference patches with a running max —
+    bounded memory — and which the plugin-flavour export emits as ``RrsrPatchMatch``) or ``"dense"`` (one
+    batched matrix product of standard operators; what the standard ONNX export uses, memory (h*w)^2). Both
+    find the same patch up to float rounding."""
 
     SCALES = {"relu3_1": 1, "relu2_1": 2, "relu1_1": 4}
-    MATCHERS = ("chunked", "dense")
+    MATCHERS = ("op", "dense")
 
     def __init__(self, patch_size: int = 3, stride: int = 1):
         super().__init__()
         self.patch_size = patch_size
         self.stride = stride
-        self.matcher = "chunked"
+        self.matcher = "op"
         self.vgg = VGG19Features()
 
     def match_index(self, feat_in: Tensor, feat_ref: Tensor) -> Tensor:
         """(B, H_p, W_p) best reference patch per input patch; inputs are raw CCN features."""
+        if self.matcher == "op":
+            return patch_match(feat_in, feat_ref, self.patch_size)[0]
+        if self.matcher != "dense":
+            raise ValueError(f"unknown matcher {self.matcher!r}; choose one of {self.MATCHERS}")
         fi = F.normalize(feat_in.float(), dim=1)
         fr = F.normalize(feat_ref.float(), dim=1)
-        if self.matcher == "dense":
-            return dense_match_index(fi, fr, self.patch_size)
-        if self.matcher != "chunked":
-            raise ValueError(f"unknown matcher {self.matcher!r}; choose one of {self.MATCHERS}")
-        return torch.stack([feature_match_index(fi[b], fr[b], self.patch_size, self.stride)[0]
-                            for b in range(fi.shape[0])])
+        return dense_match_index(fi, fr, self.patch_size)
 
     def match(self, feat_in: Tensor, feat_ref: Tensor) -> dict[str, Tensor]:
         """Pre-offsets (B, 9, H_s, W_s, 2), (x, y) last, per VGG layer. The argmax carries no gradient."""

@@ -32,6 +32,11 @@ def graph_precision(proto) -> str:
     return "fp16" if any(i.data_type == TensorProto.FLOAT16 for i in proto.graph.initializer) else "fp32"
 
 
+def graph_matching(proto) -> str:
+    """"streaming" when the graph matches with the RrsrPatchMatch op (bounded memory), else "dense"."""
+    return "streaming" if any(n.op_type == "RrsrPatchMatch" for n in proto.graph.node) else "dense"
+
+
 class OrtRunner(Runner):
     name = "ort"
 
@@ -105,7 +110,7 @@ class OrtLoader(Loader):
         used = session.get_providers()
         info = {"backend": "ort", "precision": graph_precision(proto),
                 "device": "cuda" if CUDA_EP in used else "cpu", "providers": used, "model": str(path),
-                "custom_ops": custom, "onnxruntime": ort.__version__}
+                "custom_ops": custom, "onnxruntime": ort.__version__, "matching": graph_matching(proto)}
         if custom:
             from plugins.ort_library import find_library
             info["custom_op_library"] = self.library or find_library()

@@ -170,5 +170,6 @@ class TrtLoader(Loader):
             raise BackendError(f"TensorRT could not deserialize {self.engine_path} (see its log above)")
         info = {"backend": "trt", "precision": meta["precision"], "device": device, "model": str(self.engine_path),
                 "tensorrt": trt.__version__, "gpu": env["gpu_name"], "sm": env["gpu_sm"],
-                "plugin_library": str(lib) if lib else None, "profiles": meta["profiles"]}
+                "plugin_library": str(lib) if lib else None, "profiles": meta["profiles"],
+                "matching": meta.get("matching", "dense")}
         return TrtRunner(trt, runtime, engine, meta, info, device)

@@ -25,8 +25,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 OPS_DIR = REPO / "plugins" / "ops"
-SPECS = {"RrsrModulatedDeformConv": OPS_DIR / "rrsr_modulated_deform_conv.json",
-         "RrsrRefAwareSelection": OPS_DIR / "rrsr_ref_aware_selection.json"}
+# Every op spec (plugins/ops/*.json) has a TensorRT plugin: op_type -> spec file
+SPECS = {json.loads(p.read_text())["op_type"]: p for p in sorted(OPS_DIR.glob("*.json"))}
 STATIC_LIB = "librrsr_trt_plugins.so"
 DYNAMIC_LIB = "librrsr_trt_plugins_dynamic.so"
 CHECK_EXE = "rrsr_trt_plugin_check"
@@ -204,11 +204,21 @@ _REGISTRY_SCRIPT = textwrap.dedent("""
     for key, fields in bad.items():
         out["bad"][key] = mdcn.create_plugin("bad_" + key, fc(fields), trt.TensorRTPhase.BUILD) is None
         sys.stderr.flush()
+    pm = registry.get_creator("RrsrPatchMatch", "1", "")
+    pm_bad = {
+        "patch_size_zero": [("patch_size", [0], np.int32, I32)],
+        "patch_size_length": [("patch_size", [3, 3], np.int32, I32)],
+        "patch_size_float": [("patch_size", [3.0], np.float32, trt.PluginFieldType.FLOAT32)],
+    }
+    for key, fields in pm_bad.items():
+        out["bad"]["pm_" + key] = pm.create_plugin("bad_" + key, fc(fields), trt.TensorRTPhase.BUILD) is None
+        sys.stderr.flush()
+    pm_p = pm.create_plugin("pm", fc([("patch_size", [5], np.int32, I32)]), trt.TensorRTPhase.BUILD)
     good = mdcn.create_plugin("good", fc([("strides", [2, 2], np.int32, I32), ("pads", [1, 1, 1, 1], np.int32, I32),
                                           ("offset_group", [8], np.int32, I32)]), trt.TensorRTPhase.BUILD)
     ras = registry.get_creator("RrsrRefAwareSelection", "1", "")
     ras_p = ras.create_plugin("ras", fc([]), trt.TensorRTPhase.RUNTIME)
-    for key, p in (("mdcn", good), ("ras", ras_p)):
+    for key, p in (("mdcn", good), ("ras", ras_p), ("patch_match", pm_p)):
         if p is None:
             out["good"][key] = None
             continue
@@ -246,13 +256,17 @@ def test_lean_runtime_registry(build_dir, mode, lib):
     for field in ("'pads'", "'group'", "'strides'"):
         assert any("RrsrModulatedDeformConv (layer 'bad_" in line and field in line for line in log.splitlines()), \
             (field, log)
+    for layer in ("patch_size_zero", "patch_size_length", "patch_size_float"):
+        assert any(f"RrsrPatchMatch (layer 'bad_{layer}'" in line and "'patch_size'" in line
+                   for line in log.splitlines()), (layer, log)
     # good fields: a plugin whose core capability reports the spec's identity
-    for key, name in (("mdcn", "RrsrModulatedDeformConv"), ("ras", "RrsrRefAwareSelection")):
+    for key, name in (("mdcn", "RrsrModulatedDeformConv"), ("ras", "RrsrRefAwareSelection"),
+                      ("patch_match", "RrsrPatchMatch")):
         g = res["good"][key]
         assert g is not None, (key, log)
         assert (g["name"], g["version"], g["namespace"]) == (name, _spec(name)["plugin_version"],
                                                              _spec(name)["plugin_namespace"])
-        assert g["num_outputs"] == 1 and g["runtime"], g
+        assert g["num_outputs"] == len(_spec(name)["outputs"]) and g["runtime"], g
     # (clone and get_fields_to_serialize are only callable from Python on Python plugins; the host check covers them)
 
 

@@ -1,6 +1,6 @@
 // The parts of an RRSR IPluginV3 that do not depend on the op: names, capability interfaces, field serialisation,
-// attachToContext, and a creator template that validates fields against the op spec. Each op (mdcn/, ras/)
-// derives its plugin from PluginBase and instantiates Creator<> with its traits.
+// attachToContext, and a creator template that validates fields against the op spec. Each op (mdcn/, ras/,
+// patch_match/) derives its plugin from PluginBase and instantiates Creator<> with its traits.
 //
 // Only API present in TensorRT 10.3 is used (IPluginV3, IPluginV3OneCore/Build/Runtime, IPluginCreatorV3One);
 // the same code builds on TensorRT 11 headers.
@@ -52,7 +52,7 @@ class PluginBase : public nvinfer1::IPluginV3,
   nvinfer1::AsciiChar const* getPluginVersion() const noexcept override { return op_.plugin_version; }
   nvinfer1::AsciiChar const* getPluginNamespace() const noexcept override { return op_.plugin_namespace; }
 
-  // IPluginV3OneBuild (common parts)
+  // IPluginV3OneBuild (common parts). One output of input 0's type; an op with other outputs overrides both.
   int32_t getNbOutputs() const noexcept override { return 1; }
   int32_t getOutputDataTypes(nvinfer1::DataType* outputTypes, int32_t nbOutputs, nvinfer1::DataType const* inputTypes,
                              int32_t nbInputs) const noexcept override {
@@ -121,8 +121,10 @@ class PluginBase : public nvinfer1::IPluginV3,
   int32_t check_and_record(const char* what, Desc const* in, int32_t nbInputs, void const* out, int32_t nbOutputs,
                            Check&& check) noexcept {
     try {
-      if (in == nullptr || out == nullptr || nbOutputs != 1) {
-        report(std::string(what) + ": expected 1 output");
+      const int32_t want_outputs = getNbOutputs();  // 1 unless the op overrides it
+      if (in == nullptr || out == nullptr || nbOutputs != want_outputs) {
+        report(std::string(what) + ": expected " + std::to_string(want_outputs) + " output" +
+               (want_outputs == 1 ? "" : "s") + ", got " + std::to_string(nbOutputs));
         return 1;
       }
       std::vector<nvinfer1::Dims> dims(static_cast<size_t>(nbInputs));

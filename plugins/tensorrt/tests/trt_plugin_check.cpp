@@ -530,6 +530,240 @@ void check_ras(IPluginCreatorV3One* c) {
   destroy(p);
 }
 
+// ---- PatchMatch
+void check_patch_match(IPluginCreatorV3One* c) {
+  const std::string op = "RrsrPatchMatch";
+  IPluginV3* p = c->createPlugin("p0", nullptr, TensorRTPhase::kBUILD);
+  check(p != nullptr, "pm.create_without_fields", g_logger.last_error());
+  if (!p) return;
+  bool ok = false;
+  auto def = read_fc(cap<IPluginV3OneRuntime>(p, PluginCapabilityType::kRUNTIME)->getFieldsToSerialize(), &ok);
+  check(ok && fc_str(def) == "patch_size=[3] ", "pm.defaults_serialized", fc_str(def));
+  destroy(p);
+
+  // patch_size 2 (as kINT64 once) round-trips through getFieldsToSerialize, clone and a re-created plugin.
+  {
+    Field k64{"patch_size", PluginFieldType::kINT64, {}, {2}, {}};
+    Fc fc64({k64});
+    IPluginV3* q = c->createPlugin("p64", &fc64.fc, TensorRTPhase::kBUILD);
+    auto s64 = q ? read_fc(cap<IPluginV3OneRuntime>(q, PluginCapabilityType::kRUNTIME)->getFieldsToSerialize(), &ok)
+                 : decltype(def){};
+    check(q != nullptr && ok && fc_str(s64) == "patch_size=[2] ", "pm.create_int64_field", fc_str(s64));
+    if (q) destroy(q);
+  }
+  Fc good({i32("patch_size", {2})});
+  p = c->createPlugin("p1", &good.fc, TensorRTPhase::kBUILD);
+  check(p != nullptr, "pm.create_good_fields", g_logger.last_error());
+  if (!p) return;
+  auto* core = cap<IPluginV3OneCore>(p, PluginCapabilityType::kCORE);
+  auto* build = cap<IPluginV3OneBuild>(p, PluginCapabilityType::kBUILD);
+  auto* rt = cap<IPluginV3OneRuntime>(p, PluginCapabilityType::kRUNTIME);
+  check(core && build && rt, "pm.capabilities");
+  if (!(core && build && rt)) return;
+  check(op == core->getPluginName() && std::string(core->getPluginVersion()) == c->getPluginVersion() &&
+            std::string(core->getPluginNamespace()) == c->getPluginNamespace(),
+        "pm.core_names");
+  const std::string want = "patch_size=[2] ";
+  auto ser = read_fc(rt->getFieldsToSerialize(), &ok);
+  check(ok && fc_str(ser) == want, "pm.serialized_fields", fc_str(ser));
+  IPluginV3* p2 = c->createPlugin("p1", rt->getFieldsToSerialize(), TensorRTPhase::kRUNTIME);
+  check(p2 != nullptr, "pm.create_from_serialized", g_logger.last_error());
+  if (p2) {
+    auto ser2 = read_fc(cap<IPluginV3OneRuntime>(p2, PluginCapabilityType::kRUNTIME)->getFieldsToSerialize(), &ok);
+    check(ok && fc_str(ser2) == want, "pm.round_trip", fc_str(ser2));
+    destroy(p2);
+  }
+  IPluginV3* cl = p->clone();
+  check(cl != nullptr, "pm.clone");
+  if (cl) {
+    auto s3 = read_fc(cap<IPluginV3OneRuntime>(cl, PluginCapabilityType::kRUNTIME)->getFieldsToSerialize(), &ok);
+    check(ok && fc_str(s3) == want, "pm.clone_fields", fc_str(s3));
+    destroy(cl);
+  }
+
+  // Output count and types: index INT32, score FLOAT whatever the feature type.
+  const DataType F = DataType::kFLOAT, H = DataType::kHALF, I = DataType::kINT32;
+  {
+    DataType outT[2] = {H, H};
+    const DataType inH[2] = {H, H};
+    check(build->getNbOutputs() == 2 && build->getOutputDataTypes(outT, 2, inH, 2) == 0 && outT[0] == I &&
+              outT[1] == F,
+          "pm.output_types_int32_float");
+    const DataType inF[2] = {F, F};
+    outT[0] = outT[1] = H;
+    check(build->getOutputDataTypes(outT, 2, inF, 2) == 0 && outT[0] == I && outT[1] == F, "pm.output_types_fp32_in");
+    check(build->getOutputDataTypes(outT, 1, inF, 2) != 0, "pm.output_types_rejects_one_output");
+    const DataType bad[2] = {DataType::kINT8, DataType::kINT8};
+    check(build->getOutputDataTypes(outT, 2, bad, 2) != 0 &&
+              g_logger.last_error().find("'F_in'") != std::string::npos,
+          "pm.output_types_rejects_int8", g_logger.last_error());
+  }
+
+  // F_in [2, 4, 6, 7], F_ref [2, 4, 5, 9], k = 2: index/score [2, 5, 6]
+  const int64_t n = 2, cc = 4, h = 6, w = 7, hr = 5, wr = 9, hp = 5, wp = 6;
+  auto io = [&](DataType tx, DataType tr, DataType ti, DataType ts, TensorFormat fmt = TensorFormat::kLINEAR) {
+    return std::vector<DynamicPluginTensorDesc>{dyn(dims({n, cc, h, w}), tx, fmt), dyn(dims({n, cc, hr, wr}), tr),
+                                                dyn(dims({n, hp, wp}), ti), dyn(dims({n, hp, wp}), ts)};
+  };
+  auto first_bad = [&](std::vector<DynamicPluginTensorDesc> v) {
+    for (int pos = 0; pos < 4; ++pos)
+      if (!build->supportsFormatCombination(pos, v.data(), 2, 2)) return pos;
+    return -1;
+  };
+  check(first_bad(io(F, F, I, F)) == -1, "pm.formats.fp32");
+  check(first_bad(io(H, H, I, F)) == -1, "pm.formats.fp16");
+  check(first_bad(io(H, F, I, F)) == 1, "pm.formats.rejects_ref_type_mismatch");
+  check(first_bad(io(F, F, DataType::kINT64, F)) == 2, "pm.formats.rejects_int64_index");
+  check(first_bad(io(F, F, F, F)) == 2, "pm.formats.rejects_float_index");
+  check(first_bad(io(H, H, I, H)) == 3, "pm.formats.rejects_half_score");
+  check(first_bad(io(DataType::kINT8, DataType::kINT8, I, F)) == 0, "pm.formats.rejects_int8");
+  check(first_bad(io(DataType::kBF16, DataType::kBF16, I, F)) == 0, "pm.formats.rejects_bf16");
+  check(first_bad(io(F, F, I, F, TensorFormat::kHWC)) == 0, "pm.formats.rejects_non_linear");
+  {
+    auto v = io(F, F, I, F);
+    check(!build->supportsFormatCombination(0, v.data(), 2, 1) && !build->supportsFormatCombination(4, v.data(), 2, 2),
+          "pm.formats.rejects_wrong_counts");
+  }
+
+  // Symbolic output shapes: [N, H - k + 1, W - k + 1] for both outputs.
+  {
+    Builder eb;
+    auto v = io(F, F, I, F);
+    DimsExprs in[2];
+    for (int i = 0; i < 2; ++i) {
+      in[i].nbDims = 4;
+      for (int k = 0; k < 4; ++k) in[i].d[k] = eb.constant(v[static_cast<size_t>(i)].desc.dims.d[k]);
+    }
+    DimsExprs out[2]{};
+    const int32_t rc = build->getOutputShapes(in, 2, nullptr, 0, out, 2, eb);
+    std::string got;
+    for (int o = 0; rc == 0 && o < 2; ++o) {
+      for (int k = 0; k < out[o].nbDims; ++k) got += std::to_string(out[o].d[k]->getConstantValue()) + " ";
+      got += "| ";
+    }
+    check(rc == 0 && got == "2 5 6 | 2 5 6 | ", "pm.output_shapes_symbolic", got);
+    DimsExprs one[1]{};
+    check(build->getOutputShapes(in, 2, nullptr, 0, one, 1, eb) != 0, "pm.output_shapes_rejects_one_output");
+  }
+
+  // configurePlugin / onShapeChange validate shapes with messages naming the op and input.
+  auto v = io(H, H, I, F);
+  check(build->configurePlugin(v.data(), 2, &v[2], 2) == 0, "pm.configure_good", g_logger.last_error());
+  check(build->configurePlugin(v.data(), 2, &v[2], 1) != 0 && g_logger.last_error().find(op) != std::string::npos,
+        "pm.configure_rejects_one_output", g_logger.last_error());
+  {
+    struct BadShape {
+      const char* what;
+      int idx;
+      Dims d;
+      const char* needle;
+    };
+    const std::vector<BadShape> bads = {
+        {"rank_in", 0, dims({n, cc, h}), "'F_in'"},
+        {"rank_ref", 1, dims({n, cc, hr, wr, 1}), "'F_ref'"},
+        {"batch_mismatch", 1, dims({n + 1, cc, hr, wr}), "'F_ref'"},
+        {"channel_mismatch", 1, dims({n, cc + 1, hr, wr}), "'F_ref'"},
+        {"patch_over_in_h", 0, dims({n, cc, 1, w}), "'F_in'"},
+        {"patch_over_ref_w", 1, dims({n, cc, hr, 1}), "'F_ref'"},
+    };
+    for (const BadShape& b : bads) {
+      auto bad = v;
+      bad[static_cast<size_t>(b.idx)].desc.dims = b.d;
+      g_logger.msgs.clear();
+      const int32_t rc = build->configurePlugin(bad.data(), 2, &bad[2], 2);
+      const std::string e = g_logger.last_error();
+      check(rc != 0 && e.find(op) != std::string::npos && e.find(b.needle) != std::string::npos,
+            std::string("pm.configure_rejects_") + b.what, e);
+    }
+    auto wild = v;  // dynamic N, H, W, Hr, Wr: -1 dims are skipped
+    wild[0].desc.dims = dims({-1, cc, -1, -1});
+    wild[1].desc.dims = dims({-1, cc, -1, -1});
+    wild[2].desc.dims = dims({-1, -1, -1});
+    wild[3].desc.dims = dims({-1, -1, -1});
+    check(build->configurePlugin(wild.data(), 2, &wild[2], 2) == 0, "pm.configure_wildcards", g_logger.last_error());
+  }
+  {
+    const size_t ws = build->getWorkspaceSize(v.data(), 2, &v[2], 2);
+    auto big = v;  // workspace follows the profile's max dims
+    big[0].max = dims({n, cc, 2 * h, 2 * w});
+    big[1].max = dims({n, cc, 2 * hr, 2 * wr});
+    check(ws > 0 && build->getWorkspaceSize(big.data(), 2, &big[2], 2) > ws, "pm.workspace_positive_follows_max",
+          std::to_string(ws));
+    auto bad = v;
+    bad[1].max = dims({n, cc + 1, hr, wr});
+    check(build->getWorkspaceSize(bad.data(), 2, &bad[2], 2) == 0, "pm.workspace_zero_for_bad_shapes");
+  }
+  std::vector<PluginTensorDesc> pd;
+  for (auto& d : v) pd.push_back(d.desc);
+  check(rt->onShapeChange(pd.data(), 2, &pd[2], 2) == 0, "pm.on_shape_change_good", g_logger.last_error());
+  {
+    auto bad = pd;
+    bad[3].dims = dims({n, hp, wp + 1});
+    check(rt->onShapeChange(bad.data(), 2, &bad[2], 2) != 0 &&
+              g_logger.last_error().find("'score'") != std::string::npos,
+          "pm.on_shape_change_rejects_bad_score_shape", g_logger.last_error());
+    bad = pd;
+    bad[1].dims = dims({n, cc, 1, wr});
+    check(rt->onShapeChange(bad.data(), 2, &bad[2], 2) != 0 &&
+              g_logger.last_error().find("'F_ref'") != std::string::npos &&
+              g_logger.last_error().find("patch_size") != std::string::npos,
+          "pm.on_shape_change_rejects_small_ref", g_logger.last_error());
+  }
+
+  Recorder rec;
+  ResourceContext ctx(&rec);
+  IPluginV3* att = rt->attachToContext(&ctx);
+  check(att != nullptr && att != p, "pm.attach_to_context_clones");
+  if (att) {
+    auto* art = cap<IPluginV3OneRuntime>(att, PluginCapabilityType::kRUNTIME);
+    auto bad = pd;
+    bad[1].dims = dims({n, cc + 2, hr, wr});
+    check(art->onShapeChange(bad.data(), 2, &bad[2], 2) != 0 && rec.getNbErrors() == 1 &&
+              std::string(rec.getErrorDesc(0)).find("'F_ref'") != std::string::npos,
+          "pm.attached_errors_reach_recorder", rec.errs.empty() ? "" : rec.errs[0].second);
+    auto empty = pd;
+    for (int i = 0; i < 4; ++i) empty[static_cast<size_t>(i)].dims.d[0] = 0;
+    check(art->onShapeChange(empty.data(), 2, &empty[2], 2) == 0, "pm.on_shape_change_empty_batch",
+          g_logger.last_error());
+    const void* ins[2] = {nullptr, nullptr};
+    void* outs[2] = {nullptr, nullptr};
+    check(art->enqueue(empty.data(), &empty[2], ins, outs, nullptr, nullptr) == 0, "pm.enqueue_empty_batch");
+    auto small = pd;
+    small[0].dims = dims({n, cc, 1, w});
+    check(art->enqueue(small.data(), &small[2], ins, outs, nullptr, nullptr) != 0, "pm.enqueue_rejects_bad_shapes");
+    destroy(att);
+  }
+  destroy(p);
+
+  // Bad fields: createPlugin returns nullptr and logs an error naming the op and the field.
+  struct Bad {
+    const char* what;
+    std::vector<Field> fields;
+  };
+  Field f32{"patch_size", PluginFieldType::kFLOAT32, {}, {}, {3.0f}};
+  Field nul = i32("patch_size", {3});
+  nul.null_data = true;
+  Field big{"patch_size", PluginFieldType::kINT64, {}, {int64_t{1} << 40}, {}};
+  const std::vector<Bad> bads = {
+      {"wrong_type_float", {f32}},
+      {"wrong_length", {i32("patch_size", {3, 3})}},
+      {"below_min_zero", {i32("patch_size", {0})}},
+      {"below_min_negative", {i32("patch_size", {-2})}},
+      {"null_data", {nul}},
+      {"over_int32", {big}},
+      {"duplicate", {i32("patch_size", {3}), i32("patch_size", {5})}},
+  };
+  for (const Bad& b : bads) {
+    Fc fc(b.fields);
+    g_logger.msgs.clear();
+    IPluginV3* q = c->createPlugin("bad", &fc.fc, TensorRTPhase::kBUILD);
+    const std::string e = g_logger.last_error();
+    check(q == nullptr && e.find(op) != std::string::npos && e.find("'patch_size'") != std::string::npos,
+          std::string("pm.bad_fields.") + b.what, e);
+    if (q) destroy(q);
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -557,6 +791,7 @@ int main(int argc, char** argv) {
   std::string js = "{\"creators\": [";
   IPluginCreatorV3One* mdcn = nullptr;
   IPluginCreatorV3One* ras = nullptr;
+  IPluginCreatorV3One* pm = nullptr;
   for (int32_t i = 0; i < nb; ++i) {
     const InterfaceInfo info = creators[i]->getInterfaceInfo();
     auto* c = static_cast<IPluginCreatorV3One*>(creators[i]);
@@ -573,13 +808,15 @@ int main(int argc, char** argv) {
     if (std::string(info.kind) == "PLUGIN CREATOR_V3ONE") {
       if (std::string(c->getPluginName()) == "RrsrModulatedDeformConv") mdcn = c;
       if (std::string(c->getPluginName()) == "RrsrRefAwareSelection") ras = c;
+      if (std::string(c->getPluginName()) == "RrsrPatchMatch") pm = c;
     }
   }
   js += "]}";
   std::printf("%s\n", js.c_str());
-  check(nb == 2 && mdcn && ras, "creators", std::to_string(nb) + " creators");
+  check(nb == 3 && mdcn && ras && pm, "creators", std::to_string(nb) + " creators");
   if (mdcn) check_mdcn(mdcn);
   if (ras) check_ras(ras);
+  if (pm) check_patch_match(pm);
   std::printf("%d failures\n", g_failures);
   return g_failures > 255 ? 255 : g_failures;
 }
