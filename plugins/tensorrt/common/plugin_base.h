@@ -140,6 +140,14 @@ class PluginBase : public nvinfer1::IPluginV3,
       return 1;
     }
   }
+  // enqueue's return value from a launcher status; a failure is reported with the kernel's name and status.
+  int32_t launch_result(int code, const char* kernel) const noexcept {
+    if (code == kOk) return 0;
+    report(std::string("enqueue: ") + kernel + " kernel failed: " + status_string(code) + " (" +
+               std::to_string(code) + ")",
+           nvinfer1::ErrorCode::kFAILED_EXECUTION);
+    return 1;
+  }
   static nvinfer1::Dims dims_of(nvinfer1::DynamicPluginTensorDesc const& d) { return d.desc.dims; }
   static nvinfer1::Dims dims_of(nvinfer1::PluginTensorDesc const& d) { return d.dims; }
 

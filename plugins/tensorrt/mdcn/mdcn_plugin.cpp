@@ -294,13 +294,7 @@ int32_t MdcnPlugin::enqueue(nvinfer1::PluginTensorDesc const* inputDesc, nvinfer
     if (nb_inputs_ == 5) mask = inputs[4];
     const int code = mdcn::forward_cuda(s, t, t_off, inputs[0], inputs[1], inputs[2], bias, mask, outputs[0],
                                         static_cast<void*>(stream));
-    if (code != kOk) {
-      report(std::string("enqueue: modulated deformable convolution kernel failed: ") + status_string(code) + " (" +
-                 std::to_string(code) + ")",
-             nvinfer1::ErrorCode::kFAILED_EXECUTION);
-      return 1;
-    }
-    return 0;
+    return launch_result(code, "modulated deformable convolution");
   } catch (...) {
     report("enqueue failed", nvinfer1::ErrorCode::kINTERNAL_ERROR);
     return 1;

@@ -212,13 +212,7 @@ int32_t PatchMatchPlugin::enqueue(nvinfer1::PluginTensorDesc const* inputDesc,
                                                static_cast<int32_t*>(outputs[sp::kOutputIndex]),
                                                static_cast<float*>(outputs[sp::kOutputScore]), workspace, bytes,
                                                static_cast<void*>(stream));
-    if (code != kOk) {
-      report(std::string("enqueue: patch matching kernel failed: ") + status_string(code) + " (" +
-                 std::to_string(code) + ")",
-             nvinfer1::ErrorCode::kFAILED_EXECUTION);
-      return 1;
-    }
-    return 0;
+    return launch_result(code, "patch matching");
   } catch (...) {
     report("enqueue failed", nvinfer1::ErrorCode::kINTERNAL_ERROR);
     return 1;

@@ -203,13 +203,7 @@ int32_t RasPlugin::enqueue(nvinfer1::PluginTensorDesc const* inputDesc, nvinfer1
         inputs[sp::kInputRoutingWeight], inputs[sp::kInputRoutingBias], inputs[sp::kInputSe1Weight],
         inputs[sp::kInputSe1Bias], inputs[sp::kInputSe2Weight], inputs[sp::kInputSe2Bias],
         has_valid ? inputs[sp::kInputValidSize] : nullptr, outputs[0], workspace, bytes, static_cast<void*>(stream));
-    if (code != kOk) {
-      report(std::string("enqueue: reference-aware selection kernel failed: ") + status_string(code) + " (" +
-                 std::to_string(code) + ")",
-             nvinfer1::ErrorCode::kFAILED_EXECUTION);
-      return 1;
-    }
-    return 0;
+    return launch_result(code, "reference-aware selection");
   } catch (...) {
     report("enqueue failed", nvinfer1::ErrorCode::kINTERNAL_ERROR);
     return 1;
