@@ -35,10 +35,8 @@ OrtStatus* MdcnKernel::Create(const OrtApi& api, const OrtKernelInfo* info, Devi
   if (!st && !(st = read_int_attr(api, info, k->node_, sp::kAttrs[sp::kAttrGroup], &v))) k->group_ = v[0];
   if (!st && !(st = read_int_attr(api, info, k->node_, sp::kAttrs[sp::kAttrOffsetGroup], &v)))
     k->offset_group_ = v[0];
-  // plugin_version / plugin_namespace are TensorRT registry keys; read them so a wrong type is reported.
-  std::string ignored;
-  if (!st) st = read_string_attr(api, info, k->node_, sp::kAttrs[sp::kAttrPluginVersion], &ignored);
-  if (!st) st = read_string_attr(api, info, k->node_, sp::kAttrs[sp::kAttrPluginNamespace], &ignored);
+  if (!st)
+    st = check_plugin_attrs(api, info, k->node_, sp::kAttrs[sp::kAttrPluginVersion], sp::kAttrs[sp::kAttrPluginNamespace]);
   if (st) {
     delete k;
     return st;

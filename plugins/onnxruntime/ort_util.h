@@ -181,6 +181,15 @@ inline OrtStatus* read_string_attr(const OrtApi& api, const OrtKernelInfo* info,
   return nullptr;
 }
 
+// plugin_version / plugin_namespace are TensorRT registry keys, unused here; read them so a wrong type is
+// reported the same way by every op.
+inline OrtStatus* check_plugin_attrs(const OrtApi& api, const OrtKernelInfo* info, const NodeId& node,
+                                     const spec::AttrSpec& version, const spec::AttrSpec& ns) {
+  std::string ignored;
+  OrtStatus* st = read_string_attr(api, info, node, version, &ignored);
+  return st ? st : read_string_attr(api, info, node, ns, &ignored);
+}
+
 // One input (or output) tensor as the kernels see it.
 struct Tensor {
   bool present = false;

@@ -22,10 +22,8 @@ OrtStatus* PatchMatchKernel::Create(const OrtApi& api, const OrtKernelInfo* info
   std::vector<int64_t> v;
   OrtStatus* st = read_int_attr(api, info, k->node_, sp::kAttrs[sp::kAttrPatchSize], &v);
   if (!st) k->patch_size_ = v[0];
-  // plugin_version / plugin_namespace are TensorRT registry keys; read them so a wrong type is reported.
-  std::string ignored;
-  if (!st) st = read_string_attr(api, info, k->node_, sp::kAttrs[sp::kAttrPluginVersion], &ignored);
-  if (!st) st = read_string_attr(api, info, k->node_, sp::kAttrs[sp::kAttrPluginNamespace], &ignored);
+  if (!st)
+    st = check_plugin_attrs(api, info, k->node_, sp::kAttrs[sp::kAttrPluginVersion], sp::kAttrs[sp::kAttrPluginNamespace]);
   if (st) {
     delete k;
     return st;

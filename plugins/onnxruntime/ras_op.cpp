@@ -18,9 +18,8 @@ OrtStatus* RasKernel::Create(const OrtApi& api, const OrtKernelInfo* info, Devic
   auto* k = new (std::nothrow) RasKernel(api, device);
   if (k == nullptr) return api.CreateStatus(ORT_FAIL, "RrsrRefAwareSelection: out of memory");
   k->node_ = NodeId{sp::kOpType, node_name(api, info)};
-  std::string ignored;
-  OrtStatus* st = read_string_attr(api, info, k->node_, sp::kAttrs[sp::kAttrPluginVersion], &ignored);
-  if (!st) st = read_string_attr(api, info, k->node_, sp::kAttrs[sp::kAttrPluginNamespace], &ignored);
+  OrtStatus* st =
+      check_plugin_attrs(api, info, k->node_, sp::kAttrs[sp::kAttrPluginVersion], sp::kAttrs[sp::kAttrPluginNamespace]);
   if (st) {
     delete k;
     return st;
