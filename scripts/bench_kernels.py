@@ -7,7 +7,7 @@ same-shape cuDNN conv2d, and PatchMatch vs the PyTorch reference matching. Print
 Times: median of CUDA-event timings after warm-up. Memory: torch.cuda.max_memory_allocated() minus the memory
 allocated before the call (includes the output). Any single measurement predicted (from one timed call or the
 previous size's time scaled by work) to exceed --cap-s is skipped, and so is everything after --budget-s, so the
-script ends in bounded time. TF32 is off: every FP32 number here is true FP32 (as our kernel is).
+script ends in bounded time. TF32 is off except in the column that says so: FP32 numbers are true FP32 (as our FP32 kernels are).
 """
 from __future__ import annotations
 
@@ -28,7 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from rrsr_model.ops.mdcn import mdcn_reference  # noqa: E402
 from rrsr_model.ops.patch_match import patch_match_reference  # noqa: E402
 
-MDCN_SHAPES = [(256, 40), (128, 80), (64, 160), (256, 160), (128, 320), (64, 640)]  # RRSR's stages, then x16 area
+# RRSR's stages, then x16 area, and 64@512^2 (the issue's cuDNN comparison point)
+MDCN_SHAPES = [(256, 40), (128, 80), (64, 160), (256, 160), (128, 320), (64, 640), (64, 512)]
+ALGO = {"auto": 0, "simt": 1, "tensor_core": 2}  # the extension's `algo` argument (rrsr::Algo)
 PM_SIZES = [(83, 125), (135, 240), (270, 480)]                                    # LR sizes; CCN features 256 ch
 OFFSET_GROUP = 8
 
@@ -91,9 +93,13 @@ def bench_mdcn(ext, budget, iters):
         print(f"torchvision unavailable ({e}); its columns are skipped")
         deform_conv2d = None
     rows = []
-    print("\n== MDCN 3x3, pad 1, offset_group 8, with mask, N=1 (C_in = C_out) ==")
-    print(f"{'shape':>12} {'dtype':>5} | {'ours':>22} | {'torchvision':>22} | {'cudnn conv2d':>22} | "
-          f"{'fp16 err ours':>13} {'fp16 err tv':>12}")
+    print("\n== MDCN 3x3, pad 1, offset_group 8, with mask, N=1 (C_in = C_out); FP16 = FP16 features/weights with "
+          "FP32 offsets/mask (our policy) ==")
+    print("   ours = kAuto (FP32: SIMT kernel; FP16: tensor-core kernel); ours simt = the FP32-FMA kernel on FP16 data;")
+    print("   torchvision and cuDNN get offsets/mask in the feature dtype; errors: max abs vs the FP32 reference on "
+          "the same FP16-rounded data")
+    print(f"{'shape':>12} {'dtype':>5} | {'ours':>22} | {'ours simt':>22} | {'torchvision':>22} | "
+          f"{'cudnn conv2d':>22} | {'tv/ours':>7} {'ours/conv':>9} | {'err ours':>9} {'err simt':>9} {'err tv':>9}")
     for c, s in MDCN_SHAPES:
         g = torch.Generator(device="cuda").manual_seed(0)
         x = torch.randn(1, c, s, s, device="cuda", generator=g)
@@ -103,26 +109,35 @@ def bench_mdcn(ext, budget, iters):
         m = torch.rand(1, OFFSET_GROUP * 9, s, s, device="cuda", generator=g)
         a = ([1, 1], [1, 1, 1, 1], [1, 1], 1, OFFSET_GROUP)
         for dt in (torch.float32, torch.float16):
-            xs, ws, bs, os_, ms = (t.to(dt) for t in (x, w, b, off, m))
+            xs, ws, bs = (t.to(dt) for t in (x, w, b))
+            os_, ms = off, m                          # ours: FP32 offsets/mask (the FP16 policy)
+            otv, mtv = off.to(dt), m.to(dt)           # torchvision: offsets in the feature dtype
             row = {"c": c, "hw": s, "dtype": str(dt).split(".")[-1]}
             row["ours"] = bench(lambda: ext.mdcn_forward(xs, ws, os_, bs, ms, *a), budget, iters=iters)
-            row["torchvision"] = (bench(lambda: deform_conv2d(xs, os_, ws, bs, padding=(1, 1), mask=ms), budget,
+            row["ours_simt"] = (bench(lambda: ext.mdcn_forward(xs, ws, os_, bs, ms, *a, algo=ALGO["simt"]), budget,
+                                      iters=iters) if dt == torch.float16 else None)
+            row["torchvision"] = (bench(lambda: deform_conv2d(xs, otv, ws, bs, padding=(1, 1), mask=mtv), budget,
                                         iters=iters) if deform_conv2d else None)
             row["conv2d"] = bench(lambda: F.conv2d(xs, ws, bs, padding=1), budget, iters=iters)
             if dt == torch.float16 and budget.left() > 0:
                 with torch.no_grad():
                     want = mdcn_reference(xs.float(), ws.float(), os_.float(), bs.float(), ms.float(), *a)
                     row["fp16_err_ours"] = (ext.mdcn_forward(xs, ws, os_, bs, ms, *a).float() - want).abs().max().item()
+                    row["fp16_err_simt"] = (ext.mdcn_forward(xs, ws, os_, bs, ms, *a, algo=ALGO["simt"]).float()
+                                            - want).abs().max().item()
                     if deform_conv2d:
-                        tv = deform_conv2d(xs, os_, ws, bs, padding=(1, 1), mask=ms)
+                        tv = deform_conv2d(xs, otv, ws, bs, padding=(1, 1), mask=mtv)
                         row["fp16_err_torchvision"] = (tv.float() - want).abs().max().item()
                     row["ref_absmax"] = want.abs().max().item()
                 del want
             rows.append(row)
-            e1 = f"{row['fp16_err_ours']:.3g}" if "fp16_err_ours" in row else ""
-            e2 = f"{row['fp16_err_torchvision']:.3g}" if "fp16_err_torchvision" in row else ""
-            print(f"{c:>5}@{s:>4}^2 {'fp' + row['dtype'][5:]:>5} | {fmt(row['ours']):>22} | {fmt(row['torchvision']):>22} | "
-                  f"{fmt(row['conv2d']):>22} | {e1:>13} {e2:>12}", flush=True)
+            ratio = lambda r1, r2: (f"{row[r1]['ms'] / row[r2]['ms']:.2f}"  # noqa: E731
+                                    if row.get(r1) and row.get(r2) and "ms" in row[r1] and "ms" in row[r2] else "-")
+            e = lambda k: f"{row[k]:.3g}" if k in row else ""  # noqa: E731
+            print(f"{c:>5}@{s:>4}^2 {'fp' + row['dtype'][5:]:>5} | {fmt(row['ours']):>22} | {fmt(row['ours_simt']):>22} | "
+                  f"{fmt(row['torchvision']):>22} | {fmt(row['conv2d']):>22} | {ratio('torchvision', 'ours'):>7} "
+                  f"{ratio('ours', 'conv2d'):>9} | {e('fp16_err_ours'):>9} {e('fp16_err_simt'):>9} "
+                  f"{e('fp16_err_torchvision'):>9}", flush=True)
     return rows
 
 
@@ -136,10 +151,41 @@ def _ccn_like(h, w, c=256, seed=0):
     return f.contiguous(), ref.contiguous()
 
 
+def _gap_stats(fi, fr, idx, idx_ref, k=3, chunk=8192):
+    """Float64 score gap |score(idx) - score(idx_ref)| at the positions where the indices differ (chunked)."""
+    diff = (idx != idx_ref).reshape(-1).nonzero().squeeze(1)
+    if diff.numel() == 0:
+        return 0, 0.0
+    a = F.normalize(fi.double(), dim=1)[0]
+    r = F.normalize(fr.double(), dim=1)[0]
+    c, h, w = a.shape
+    wp, wrp = w - k + 1, r.shape[2] - k + 1
+    worst = 0.0
+    for s in range(0, diff.numel(), chunk):
+        q = diff[s:s + chunk]
+        def patches(f, pos, wpp):
+            py, px = pos // wpp, pos % wpp
+            dy, dx = torch.meshgrid(torch.arange(k, device=f.device), torch.arange(k, device=f.device), indexing="ij")
+            yy = (py[:, None] + dy.reshape(1, -1))
+            xx = (px[:, None] + dx.reshape(1, -1))
+            return f[:, yy, xx].permute(1, 0, 2).reshape(pos.numel(), -1)  # (P, C*k*k)
+        pin = patches(a, q, wp)
+        s1 = idx.reshape(-1)[q].long()
+        s2 = idx_ref.reshape(-1)[q].long()
+        p1, p2 = patches(r, s1, wrp), patches(r, s2, wrp)
+        v1 = (pin * p1).sum(1) / (p1.norm(dim=1) + 1e-5)
+        v2 = (pin * p2).sum(1) / (p2.norm(dim=1) + 1e-5)
+        worst = max(worst, (v1 - v2).abs().max().item())
+    return int(diff.numel()), worst
+
+
 def bench_patch_match(ext, budget, iters):
     rows = []
     print("\n== PatchMatch, k=3, 256 channels at the LR size, F_ref same size as F_in ==")
-    print(f"{'LR size':>9} | {'ours fp32':>22} | {'ours fp16':>22} | {'reference fp32':>22} | idx mismatches")
+    print("   ours simt: exact FP32; ours tc: tensor cores on FP16-rounded normalised features (kAuto for FP16 "
+          "inputs); reference: the model's chunked-conv matching in FP32, TF32 off / on (PyTorch's cuDNN default)")
+    print(f"{'LR size':>9} | {'ours simt fp32':>22} | {'ours tc fp16':>22} | {'reference fp32':>22} | "
+          f"{'reference tf32':>22} | {'ref/tc':>6} | tc idx mismatches (worst gap)")
     prev = {}
     for h, w in PM_SIZES:
         work = float((h - 2) * (w - 2)) ** 2
@@ -150,20 +196,42 @@ def bench_patch_match(ext, budget, iters):
         def pred(key):  # scale the previous size's time by the work ratio
             return None if key not in prev else prev[key][0] * work / prev[key][1]
 
-        for key, fn in (("ours_fp32", lambda: ext.patch_match_forward(fi, fr, 3)),
-                        ("ours_fp16", lambda: ext.patch_match_forward(fi16, fr16, 3)),
-                        ("reference_fp32", lambda: patch_match_reference(fi, fr, 3))):
+        def reference_tf32():
+            torch.backends.cudnn.allow_tf32 = True
+            try:
+                return patch_match_reference(fi, fr, 3)
+            finally:
+                torch.backends.cudnn.allow_tf32 = False
+
+        for key, fn in (("ours_simt_fp32", lambda: ext.patch_match_forward(fi, fr, 3, algo=ALGO["simt"])),
+                        ("ours_tc_fp16", lambda: ext.patch_match_forward(fi16, fr16, 3, algo=ALGO["tensor_core"])),
+                        ("reference_fp32", lambda: patch_match_reference(fi, fr, 3)),
+                        ("reference_tf32", reference_tf32)):
             row[key] = bench(fn, budget, warmup=1, iters=min(iters, 5), predicted_s=pred(key))
             if "ms" in row[key]:
                 prev[key] = (row[key]["ms"] / 1e3, work)
-        if "ms" in row["ours_fp32"] and "ms" in row["reference_fp32"]:
-            i1, s1 = ext.patch_match_forward(fi, fr, 3)
-            i2, s2 = patch_match_reference(fi, fr, 3)
-            row["index_mismatches"] = int((i1 != i2).sum())
-            row["score_max_abs_diff"] = (s1 - s2).abs().max().item()
+        i_ref = None
+        if "ms" in row["reference_fp32"]:
+            i_ref, s_ref = patch_match_reference(fi, fr, 3)
+        if i_ref is not None and "ms" in row["ours_simt_fp32"]:
+            i1, s1 = ext.patch_match_forward(fi, fr, 3, algo=ALGO["simt"])
+            row["simt_index_mismatches"], row["simt_worst_gap"] = _gap_stats(fi, fr, i1, i_ref)
+            row["simt_score_max_abs_diff"] = (s1 - s_ref).abs().max().item()
+        if i_ref is not None and "ms" in row["ours_tc_fp16"]:
+            i_ref16, _ = patch_match_reference(fi16, fr16, 3)  # same FP16-rounded inputs, FP32 math
+            i2, _ = ext.patch_match_forward(fi16, fr16, 3, algo=ALGO["tensor_core"])
+            row["tc_index_mismatches"], row["tc_worst_gap"] = _gap_stats(fi16, fr16, i2, i_ref16)
+            row["patches"] = i2.numel()
         rows.append(row)
-        print(f"{h:>4}x{w:<4} | {fmt(row['ours_fp32']):>22} | {fmt(row['ours_fp16']):>22} | "
-              f"{fmt(row['reference_fp32']):>22} | {row.get('index_mismatches', '-')}", flush=True)
+        ratio = (f"{row['reference_fp32']['ms'] / row['ours_tc_fp16']['ms']:.2f}"
+                 if "ms" in row["reference_fp32"] and "ms" in row["ours_tc_fp16"] else "-")
+        mism = (f"{row['tc_index_mismatches']} of {row['patches']} ({row['tc_worst_gap']:.2g})"
+                if "tc_index_mismatches" in row else "-")
+        print(f"{h:>4}x{w:<4} | {fmt(row['ours_simt_fp32']):>22} | {fmt(row['ours_tc_fp16']):>22} | "
+              f"{fmt(row['reference_fp32']):>22} | {fmt(row['reference_tf32']):>22} | {ratio:>6} | {mism}", flush=True)
+        if "simt_index_mismatches" in row:
+            print(f"{'':>9}   simt vs reference: {row['simt_index_mismatches']} index mismatches (worst gap "
+                  f"{row['simt_worst_gap']:.2g}), score max abs diff {row['simt_score_max_abs_diff']:.3g}")
     return rows
 
 
@@ -178,7 +246,7 @@ def main():
         sys.exit("bench_kernels.py: CUDA is not available")
     torch.backends.cudnn.allow_tf32 = False
     torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.benchmark = True  # cuDNN at its best algorithm for the conv2d column
     import plugins.torch as pt
     t = time.monotonic()
     ext = pt.build()

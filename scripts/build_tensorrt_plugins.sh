@@ -9,6 +9,8 @@
 # Prints the two library paths, self-registering first:
 #   build/plugins-trt/librrsr_trt_plugins.so          trtexec --staticPlugins, Polygraphy --plugins, ctypes.CDLL
 #   build/plugins-trt/librrsr_trt_plugins_dynamic.so  trtexec --dynamicPlugins, registry.load_library
+# and builds next to them (not printed) the test programs rrsr_trt_plugin_check (host-side check) and
+# rrsr_trt_enqueue_check (GPU enqueue harness, tests/gpu/test_gpu_tensorrt_enqueue.py).
 #
 # Environment:
 #   RRSR_TRT_BUILD_DIR        build folder (default: <repo>/build/plugins-trt)
@@ -42,12 +44,13 @@ cmake -S "$ROOT/plugins" -B "$BUILD_DIR" \
   -DRRSR_CUDA_ARCHITECTURES="$ARCHS" \
   -DTensorRT_ROOT="$TRT_ROOT" \
   -DPython3_EXECUTABLE="$(command -v "$PYTHON")" >&2
-cmake --build "$BUILD_DIR" --parallel "$JOBS" --target rrsr_trt_plugins rrsr_trt_plugins_dynamic rrsr_trt_plugin_check >&2
+cmake --build "$BUILD_DIR" --parallel "$JOBS" --target rrsr_trt_plugins rrsr_trt_plugins_dynamic rrsr_trt_plugin_check rrsr_trt_enqueue_check >&2
 
-for lib in librrsr_trt_plugins.so librrsr_trt_plugins_dynamic.so; do
+for lib in librrsr_trt_plugins.so librrsr_trt_plugins_dynamic.so rrsr_trt_plugin_check rrsr_trt_enqueue_check; do
   [ -f "$BUILD_DIR/$lib" ] || die "build finished but $BUILD_DIR/$lib is missing"
 done
 log "self-registering library: $BUILD_DIR/librrsr_trt_plugins.so"
 log "getCreators library:      $BUILD_DIR/librrsr_trt_plugins_dynamic.so"
+log "GPU enqueue harness:      $BUILD_DIR/rrsr_trt_enqueue_check"
 echo "$BUILD_DIR/librrsr_trt_plugins.so"
 echo "$BUILD_DIR/librrsr_trt_plugins_dynamic.so"

@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # The one command for the GPU machine (H100/H200, torch+cu130, nvcc, ninja; no network):
 #   bash scripts/gpu_check.sh
-# builds the PyTorch CUDA extension (plugins/torch), runs tests/gpu and scripts/bench_kernels.py, and tees everything
-# into ${OUT:-build}/gpu_check.log (bench JSON: ${OUT:-build}/bench.json). Exits non-zero if the build, the tests or
-# the benchmark fail. Per-step timeouts keep the whole run under 8 minutes (build 210 s + tests 120 s + bench 130 s).
+# 1. builds the PyTorch CUDA extension (plugins/torch),
+# 2. runs tests/gpu (kernel parity FP32/FP16 for both CUDA algorithms, PatchMatch identity, the whole model; the
+#    TensorRT enqueue harness too when RRSR_TRT_BUILD_DIR holds a prebuilt one, see plugins/tensorrt/README.md),
+# 3. benchmarks the kernels (scripts/bench_kernels.py) and 4. the whole model at 1080p output (scripts/bench_model.py),
+# teeing everything into ${OUT:-build}/gpu_check.log (JSON: bench.json, bench_model.json beside it).
+# Every step runs under a timeout cut to a global deadline (GPU_CHECK_DEADLINE_S, default 540 s) so the whole run
+# ends in time; a failing step is reported and the next one still runs. Exit status: non-zero if any step failed.
 set -u -o pipefail
 cd "$(dirname "$0")/.."
 OUTDIR="${OUT:-build}"
@@ -13,10 +17,13 @@ LOG="$OUTDIR/gpu_check.log"
 exec > >(tee -a "$LOG") 2>&1
 PY="${PYTHON:-python3}"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
-export MAX_JOBS="${MAX_JOBS:-16}"          # ninja: compile the 4 sources in parallel
+export MAX_JOBS="${MAX_JOBS:-16}"          # ninja: compile the sources in parallel
 export TORCH_CUDA_ARCH_LIST="9.0"           # -arch=sm_90 is passed explicitly; this only silences torch
+DEADLINE="${GPU_CHECK_DEADLINE_S:-540}"
 status=0
 step() { echo; echo "=== $1 ($(date -u +%H:%M:%S), ${SECONDS}s elapsed)"; }
+# seconds a step may take: its own cap, cut to what is left before the deadline minus a reserve for later steps
+allow() { local cap=$1 reserve=$2 left=$((DEADLINE - SECONDS - $2)); [ "$left" -lt "$cap" ] && cap=$left; [ "$cap" -lt 5 ] && cap=5; echo "$cap"; }
 
 step "versions"
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv || true
@@ -24,20 +31,45 @@ nvcc --version | tail -n 2 || true
 "$PY" -c "import torch, sys; print('python', sys.version.split()[0], 'torch', torch.__version__, 'cuda', torch.version.cuda, 'device', torch.cuda.get_device_name(0) if torch.cuda.is_available() else None)"
 "$PY" -c "import torchvision; print('torchvision', torchvision.__version__)" || echo "torchvision missing"
 
-step "build plugins/torch (timeout 210 s)"
+t=$(allow 240 200); step "build plugins/torch (timeout $t s)"
 t0=$SECONDS
-if timeout 210 "$PY" -c "import plugins.torch as pt; m = pt.build(verbose=True); print('built', m.__file__)"; then
+if timeout "$t" "$PY" -c "import plugins.torch as pt; m = pt.build(verbose=True); print('built', m.__file__)"; then
   echo "build: OK in $((SECONDS - t0)) s"
 else
   echo "build: FAILED (rc=$?) after $((SECONDS - t0)) s"; exit 1   # nothing below can run without it
 fi
 
-step "pytest tests/gpu (timeout 120 s)"
-timeout 120 "$PY" -m pytest -q -s -rs tests/gpu -p no:warnings -p no:cacheprovider || { echo "tests: FAILED (rc=$?)"; status=1; }
+t=$(allow 150 200); step "pytest tests/gpu (timeout $t s)"
+export RRSR_TRT_KEEP_CASES="${RRSR_TRT_KEEP_CASES:-$PWD/build/trt-cases}"   # kept for the sanitizer step
+timeout "$t" "$PY" -m pytest -q -s -rs tests/gpu -p no:warnings -p no:cacheprovider || { echo "tests: FAILED (rc=$?)"; status=1; }
 
-step "bench (timeout 130 s; measurements stop after 95 s)"
-timeout 130 "$PY" scripts/bench_kernels.py --json "$OUTDIR/bench.json" --budget-s 95 --cap-s 20 \
+# the FP16 tensor-core kernels (MDCN, PatchMatch v2: cp.async double buffering) under compute-sanitizer, through the
+# TensorRT enqueue harness (a plain C++ program: fast to instrument); needs the harness and its kept cases
+HARNESS="${RRSR_TRT_BUILD_DIR:-build/plugins-trt}/rrsr_trt_enqueue_check"
+LIB="${RRSR_TRT_BUILD_DIR:-build/plugins-trt}/librrsr_trt_plugins_dynamic.so"
+if command -v compute-sanitizer >/dev/null && [ -x "$HARNESS" ] && [ -d "$RRSR_TRT_KEEP_CASES" ]; then
+  t=$(allow 60 160); step "compute-sanitizer memcheck + racecheck on the FP16 enqueue cases (timeout $t s)"
+  for c in "$RRSR_TRT_KEEP_CASES"/mdcn_fp16* "$RRSR_TRT_KEEP_CASES"/pm_float16* "$RRSR_TRT_KEEP_CASES"/ras_fp16*; do
+    [ -d "$c" ] || continue
+    for tool in memcheck racecheck; do
+      timeout "$t" compute-sanitizer --tool "$tool" --error-exitcode 3 "$HARNESS" "$LIB" "$c" > "build/sanitizer.txt" 2>&1
+      rc=$?; echo "$tool $(basename "$c"): rc=$rc $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' build/sanitizer.txt | tail -n 1)"
+      [ $rc -eq 0 ] || { tail -n 30 build/sanitizer.txt; status=1; }
+    done
+  done
+else
+  echo "(compute-sanitizer step skipped: no compute-sanitizer, harness or kept cases)"
+fi
+
+t=$(allow 170 70); step "bench kernels (timeout $t s)"
+timeout "$t" "$PY" scripts/bench_kernels.py --json "$OUTDIR/bench.json" --budget-s $((t - 30)) --cap-s 20 \
   || { echo "bench: FAILED (rc=$?)"; status=1; }
+
+t=$(allow 110 0); step "bench whole model at 1080p output (timeout $t s)"
+# fp32-compiled is left out: FP32 features take the exact SIMT PatchMatch, tens of seconds at this size
+timeout "$t" "$PY" scripts/bench_model.py --json "$OUTDIR/bench_model.json" --budget-s $((t - 40)) \
+  --paths fp16-compiled,fp16-reference,fp32-reference \
+  || { echo "bench_model: FAILED (rc=$?)"; status=1; }
 
 step "done: status $status"
 exit $status

@@ -5,9 +5,11 @@
     pt.register()    # the model's MDCN / RAS / PatchMatch ops now run the compiled kernels on CUDA tensors
     pt.unregister()  # back to the PyTorch reference kernels
 
-The extension (``rrsr_torch_ops``) exposes ``mdcn_forward``, ``ras_forward`` and ``patch_match_forward``; each
-checks device, dtype, contiguity and shapes and launches on the current CUDA stream (workspace from torch's
-allocator). Needs nvcc, ninja and a CUDA build of torch; nothing is compiled at import time.
+``build()`` returns :class:`Kernels`: ``mdcn_forward``, ``ras_forward`` and ``patch_match_forward`` of the extension
+(``rrsr_torch_ops``); each checks device, dtype, contiguity and shapes (a RuntimeError naming the argument) and
+launches on the current CUDA stream (workspace from torch's allocator). ``mdcn_forward`` and ``patch_match_forward``
+take ``algo`` = 0 (auto), 1 (SIMT, exact FP32 arithmetic) or 2 (tensor cores, FP16 operands; FP16 features for
+MDCN). Needs nvcc, ninja and a CUDA build of torch; nothing is compiled at import time.
 """
 from __future__ import annotations
 
@@ -64,11 +66,39 @@ def build(verbose: bool = False):
     header = generate_header()
     os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "9.0")  # only silences torch's warning; -arch decides
     BUILD_DIR.mkdir(parents=True, exist_ok=True)
-    _module = cpp_extension.load(
+    raw = cpp_extension.load(
         name=NAME, sources=[str(s) for s in SOURCES], build_directory=str(BUILD_DIR),
         extra_include_paths=[str(KERNELS), str(header.parent)],
         extra_cflags=CXX_FLAGS, extra_cuda_cflags=CUDA_FLAGS, verbose=verbose)
+    _module = Kernels(raw)
     return _module
+
+
+class Kernels:
+    """The compiled functions with errors raised here: each C++ entry point returns (outputs, message) and never
+    throws, because a C++ exception unwinding out of an extension built by a different g++ than torch can crash the
+    process (it did on the GPU image). ``mdcn_forward`` / ``ras_forward`` return a tensor, ``patch_match_forward``
+    (index, score)."""
+
+    def __init__(self, raw):
+        self.raw = raw
+        self.__file__ = raw.__file__
+
+    @staticmethod
+    def _unwrap(result):
+        outputs, error = result
+        if error:
+            raise RuntimeError(error)
+        return outputs[0] if len(outputs) == 1 else tuple(outputs)
+
+    def mdcn_forward(self, *args, **kwargs):
+        return self._unwrap(self.raw.mdcn_forward(*args, **kwargs))
+
+    def ras_forward(self, *args, **kwargs):
+        return self._unwrap(self.raw.ras_forward(*args, **kwargs))
+
+    def patch_match_forward(self, *args, **kwargs):
+        return self._unwrap(self.raw.patch_match_forward(*args, **kwargs))
 
 
 # ---- hooks for rrsr_model.ops.*.use_kernel: same arguments as the custom ops. The kernels take contiguous

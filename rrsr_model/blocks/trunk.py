@@ -59,9 +59,13 @@ class DynamicAggregationRestoration(nn.Module):
                 o = self.lrelu(getattr(self, f"{scale}_offset_conv1{sfx}")(torch.cat([x, ref], 1)))
                 o = self.lrelu(getattr(self, f"{scale}_offset_conv2{sfx}")(o))
                 aligned = self.lrelu(getattr(self, f"{scale}_dyn_agg{sfx}")(ref, o, pre))
+                del o  # full-resolution maps at the 4x stage: drop each as soon as it is consumed (peak memory)
                 head = getattr(self, f"head_{scale}{sfx}")
                 h = head(x, aligned, valid) if self.cfg.use_ras else head(torch.cat([x, aligned], 1))
+                del aligned
                 x = getattr(self, f"body_{scale}{sfx}")(h) + x
+                del h
+            del ref, pre
             x = getattr(self, f"tail_{scale}")(x)
         return x
 

@@ -64,3 +64,37 @@ def test_model_with_compiled_kernels_matches_reference(ext):
         assert d.max().item() <= 1e-3 and d.mean().item() <= 1e-4
     else:  # a PatchMatch near-tie (checked in test_gpu_kernels) moves a local region; the rest must agree
         assert frac <= 2e-2 and d.mean().item() <= 1e-3
+
+
+def test_model_fp16_with_compiled_kernels_close_to_fp32(ext):
+    """The FP16 policy with the compiled kernels (tensor-core MDCN and PatchMatch) against the FP32 reference path,
+    next to the same FP16 policy on PyTorch's reference kernels: ours must be no worse than a few dB below it."""
+    import math
+
+    import plugins.torch as pt
+    from rrsr_model.precision import to_fp16
+
+    def psnr(a, b):
+        mse = (a.float().clamp(0, 1) - b.float().clamp(0, 1)).pow(2).mean().item()
+        return float("inf") if mse == 0 else 10 * math.log10(1 / mse)
+
+    torch.manual_seed(0)
+    model = rrsr_model.build_model("rrsr").cuda().eval()
+    lr, lr_up, ref = _inputs(40, 48)
+    try:
+        pt.unregister()
+        with torch.no_grad():
+            want = model(lr, lr_up, ref).float()
+            to_fp16(model)
+            ref16 = model(lr.half(), lr_up.half(), ref.half()).float()
+            pt.register()
+            got = model(lr.half(), lr_up.half(), ref.half())
+        torch.cuda.synchronize()
+    finally:
+        pt.unregister()
+    # the FP16 policy adds the trunk's residual to the FP32 bilinear skip: the SR leaves the model in FP32
+    assert got.dtype == torch.float32 and torch.isfinite(got).all()
+    p_ours, p_ref16 = psnr(got, want), psnr(ref16, want)
+    print(f"model fp16 vs fp32 reference: compiled kernels {p_ours:.2f} dB (max abs {(got - want).abs().max():.3g}), "
+          f"PyTorch fp16 reference kernels {p_ref16:.2f} dB (max abs {(ref16 - want).abs().max():.3g})")
+    assert p_ours >= min(p_ref16 - 3.0, 40.0)

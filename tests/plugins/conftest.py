@@ -6,6 +6,7 @@ Tests that need the library skip, with the build command as the reason, when it 
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from pathlib import Path
 from typing import Optional, Sequence
@@ -19,6 +20,25 @@ if str(REPO) not in sys.path:  # `plugins` and `rrsr_model` live at the repo roo
 OPS_DIR = REPO / "plugins" / "ops"
 MDCN_SPEC = OPS_DIR / "rrsr_modulated_deform_conv.json"
 RAS_SPEC = OPS_DIR / "rrsr_ref_aware_selection.json"
+
+
+def find_nvcc() -> Optional[str]:
+    """nvcc on PATH, else the CUDA toolkit's usual places; None when there is none."""
+    return shutil.which("nvcc") or next(
+        (c for c in ("/usr/local/cuda/bin/nvcc", "/usr/local/bin/nvcc") if Path(c).is_file()), None)
+
+
+@pytest.fixture(scope="session")
+def nvcc_path() -> Optional[str]:
+    return find_nvcc()
+
+
+@pytest.fixture(scope="session")
+def nvcc(nvcc_path) -> str:
+    """nvcc, or a skip that says why (the CUDA toolkit is absent)."""
+    if nvcc_path is None:
+        pytest.skip("nvcc not found on PATH (CUDA toolkit not installed): CUDA sources cannot be compiled here")
+    return nvcc_path
 
 
 def _load_spec(path: Path) -> dict:

@@ -6,11 +6,12 @@
 // the RAS mean / gate / mixing kernels. Not covered: the hardware itself (launch configuration, shared-memory
 // races, the block reduction of ras_mean_kernel) -- that needs the GPU machine.
 //
-// usage: cuda_host_check mdcn|ras <dir>   (inputs and meta.txt written by test_plugin_cuda_host_check.py)
+// usage: cuda_host_check mdcn|mdcn_tc|ras <dir>   (inputs and meta.txt written by test_plugin_cuda_host_check.py)
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "../../plugins/kernels/mdcn/mdcn.cu"
@@ -58,21 +59,77 @@ void emulate_tiled_conv(const Problem& pr, int batches) {
       }
 }
 
+// mdcn_tc_kernel on the CPU: per block, per K chunk, the loads thread by thread, then the tensor-core products
+// warp by warp (mma_tile.cuh's host tiles), then the epilogue warp by warp and lane by lane.
+template <int BM, typename TO>
+void emulate_mdcn_tc_bm(const rrsr::mdcn::tc::Problem<TO>& pr, int batches) {
+  namespace tc = rrsr::mdcn::tc;
+  using Tl = tc::Tiling<BM>;
+  const int64_t gx = (pr.p_count() + tc::kBN - 1) / tc::kBN, gy = (pr.cout_g + BM - 1) / BM;
+  std::vector<unsigned char> smem(tc::smem_bytes_for<BM>(pr.taps));
+  __half* a = reinterpret_cast<__half*>(smem.data());
+  __half* b = a + BM * pr.lda();
+  float* scratch = reinterpret_cast<float*>(b + pr.k_chunk() * tc::kLdb);
+  static rrsr::cuda::MmaAcc acc[tc::kWarps][2][Tl::kFragsN];
+  for (int z = 0; z < batches; ++z)
+    for (int64_t by = 0; by < gy; ++by)
+      for (int64_t bx = 0; bx < gx; ++bx) {
+        const tc::Coord co{z / pr.group, z % pr.group, static_cast<int>(by) * BM, bx * tc::kBN};
+        for (auto& w : acc)
+          for (auto& r : w)
+            for (auto& f : r) rrsr::cuda::mma_zero(f);
+        for (int c0 = 0; c0 < pr.cin_g; c0 += tc::kChunkCh) {
+          for (int t = 0; t < tc::kThreads; ++t) tc::load_weights<BM>(pr, co, c0, t, a);
+          for (int t = 0; t < tc::kThreads; ++t) tc::load_columns(pr, co, c0, t, b);
+          for (int w = 0; w < tc::kWarps; ++w) tc::multiply_chunk<BM>(a, pr.lda(), b, pr.taps, w, acc[w]);
+        }
+        for (int w = 0; w < tc::kWarps; ++w)
+          for (int fm = 0; fm < Tl::kFragsM; ++fm)
+            for (int fn = 0; fn < Tl::kFragsN; ++fn) {
+              float* mine = scratch + w * rrsr::cuda::kMmaTile * rrsr::cuda::kMmaTile;
+              rrsr::cuda::mma_store(acc[w][fm][fn], mine, rrsr::cuda::kMmaTile);
+              for (int lane = 0; lane < 32; ++lane) tc::write_tile<BM>(pr, co, w, fm, fn, mine, lane);
+            }
+      }
+}
+
+template <typename TO>
+void emulate_mdcn_tc(const rrsr::mdcn::tc::Problem<TO>& pr, int batches) {
+  switch (rrsr::mdcn::tc::pick_bm(pr.cout_g)) {
+    case 64: return emulate_mdcn_tc_bm<64>(pr, batches);
+    case 128: return emulate_mdcn_tc_bm<128>(pr, batches);
+    default: return emulate_mdcn_tc_bm<256>(pr, batches);
+  }
+}
+
 template <typename T, typename TO>
-int run_mdcn(const std::string& dir, const rrsr::mdcn::Shape& s, bool has_bias, bool has_mask) {
+int run_mdcn(const std::string& dir, const rrsr::mdcn::Shape& s, bool has_bias, bool has_mask, bool tensor_core) {
   auto x = read_file(dir + "/x.bin"), w = read_file(dir + "/w.bin"), off = read_file(dir + "/off.bin");
   std::vector<char> b, m;
   if (has_bias) b = read_file(dir + "/b.bin");
   if (has_mask) m = read_file(dir + "/m.bin");
   std::vector<T> y(static_cast<size_t>(s.n * s.c_out * s.h_out * s.w_out));
-  const auto p = rrsr::mdcn::make_problem<T, TO>(s, x.data(), w.data(), off.data(), has_bias ? b.data() : nullptr,
-                                                 has_mask ? m.data() : nullptr, y.data());
+  const void* bias = has_bias ? b.data() : nullptr;
+  const void* mask = has_mask ? m.data() : nullptr;
+  if constexpr (std::is_same<T, __half>::value) {
+    if (tensor_core) {
+      emulate_mdcn_tc(rrsr::mdcn::make_tc_problem<TO>(s, x.data(), w.data(), off.data(), bias, mask, y.data()),
+                      static_cast<int>(s.n * s.group));
+      write_file(dir + "/y.bin", y.data(), y.size() * sizeof(T));
+      return 0;
+    }
+  }
+  if (tensor_core) {
+    std::fprintf(stderr, "the tensor-core MDCN kernel takes FP16 features only\n");
+    return 2;
+  }
+  const auto p = rrsr::mdcn::make_problem<T, TO>(s, x.data(), w.data(), off.data(), bias, mask, y.data());
   emulate_tiled_conv(p, static_cast<int>(s.n * s.group));
   write_file(dir + "/y.bin", y.data(), y.size() * sizeof(T));
   return 0;
 }
 
-int mdcn_main(const std::string& dir) {
+int mdcn_main(const std::string& dir, bool tensor_core) {
   std::ifstream meta(dir + "/meta.txt");
   rrsr::mdcn::Shape s{};
   int has_bias = 0, has_mask = 0, t16 = 0, o16 = 0;
@@ -82,10 +139,10 @@ int mdcn_main(const std::string& dir) {
     std::fprintf(stderr, "bad mdcn meta.txt\n");
     return 2;
   }
-  if (!t16 && !o16) return run_mdcn<float, float>(dir, s, has_bias, has_mask);
-  if (!t16 && o16) return run_mdcn<float, __half>(dir, s, has_bias, has_mask);
-  if (t16 && !o16) return run_mdcn<__half, float>(dir, s, has_bias, has_mask);
-  return run_mdcn<__half, __half>(dir, s, has_bias, has_mask);
+  if (!t16 && !o16) return run_mdcn<float, float>(dir, s, has_bias, has_mask, tensor_core);
+  if (!t16 && o16) return run_mdcn<float, __half>(dir, s, has_bias, has_mask, tensor_core);
+  if (t16 && !o16) return run_mdcn<__half, float>(dir, s, has_bias, has_mask, tensor_core);
+  return run_mdcn<__half, __half>(dir, s, has_bias, has_mask, tensor_core);
 }
 
 template <typename T, typename TG>
@@ -162,11 +219,12 @@ int ras_main(const std::string& dir) {
 
 int main(int argc, char** argv) {
   if (argc != 3) {
-    std::fprintf(stderr, "usage: %s mdcn|ras <dir>\n", argv[0]);
+    std::fprintf(stderr, "usage: %s mdcn|mdcn_tc|ras <dir>\n", argv[0]);
     return 2;
   }
   const std::string op = argv[1], dir = argv[2];
-  if (op == "mdcn") return mdcn_main(dir);
+  if (op == "mdcn") return mdcn_main(dir, false);
+  if (op == "mdcn_tc") return mdcn_main(dir, true);
   if (op == "ras") return ras_main(dir);
   std::fprintf(stderr, "unknown op %s\n", op.c_str());
   return 2;

@@ -21,15 +21,6 @@ def test_there_are_cuda_sources():
     assert {"mdcn.cu", "ras.cu"} <= names, names
 
 
-def _nvcc():
-    nvcc = shutil.which("nvcc")
-    if nvcc is None:
-        for cand in ("/usr/local/cuda/bin/nvcc", "/usr/local/bin/nvcc"):
-            if Path(cand).is_file():
-                return cand
-    return nvcc
-
-
 def _compile(nvcc: str, src: Path, out_dir: Path) -> subprocess.CompletedProcess:
     gencode = [f"-gencode=arch=compute_{a},code=sm_{a}" for a in ARCHS]
     cmd = [nvcc, "-std=c++17", "-O3", "--expt-relaxed-constexpr", *gencode, "-Werror", "all-warnings",
@@ -37,10 +28,7 @@ def _compile(nvcc: str, src: Path, out_dir: Path) -> subprocess.CompletedProcess
     return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
 
 
-def test_cuda_sources_compile_for_sm87_and_sm90(tmp_path):
-    nvcc = _nvcc()
-    if nvcc is None:
-        pytest.skip("nvcc not found on PATH (CUDA toolkit not installed): cannot compile the .cu files")
+def test_cuda_sources_compile_for_sm87_and_sm90(tmp_path, nvcc):
     with ThreadPoolExecutor(max_workers=2) as pool:
         results = list(pool.map(lambda s: (s, _compile(nvcc, s, tmp_path)), CU_FILES))
     failures = [f"{s.relative_to(REPO)}:\n{r.stdout}{r.stderr}" for s, r in results if r.returncode != 0]

@@ -6,7 +6,6 @@ only the hardware side (launches, shared-memory races, the mean kernel's block r
 """
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -21,10 +20,7 @@ HERE = Path(__file__).resolve().parent
 
 
 @pytest.fixture(scope="module")
-def host_check(tmp_path_factory) -> Path:
-    nvcc = shutil.which("nvcc")
-    if nvcc is None:
-        pytest.skip("nvcc not found on PATH (CUDA toolkit not installed): cannot build cuda_host_check.cu")
+def host_check(tmp_path_factory, nvcc) -> Path:
     exe = tmp_path_factory.mktemp("cuda_host_check") / "cuda_host_check"
     # PTX only for the (unused) device side: skips ptxas, the host code is what runs
     cmd = [nvcc, "-std=c++17", "-O1", "--expt-relaxed-constexpr", "-gencode=arch=compute_90,code=compute_90",
@@ -50,9 +46,22 @@ MDCN_CASES = [
 ]
 
 
-# every geometry in FP32; FP16 storage (with FP32 or FP16 offsets) on two of them
+# Extra geometries for the tensor-core kernel (FP16 only): several 16-channel K chunks with a tail, C_out / group
+# above 256 (two row tiles of the largest block), a 1x1 and a 5x5 kernel.
+MDCN_TC_CASES = [
+    ("tc_40ch_cout_70", 1, 40, 6, 9, 70, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1, 5, True, True, 2.0),
+    ("tc_cout_260_pixel_tail", 1, 8, 5, 13, 260, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1, 1, True, True, 2.0),
+    ("tc_1x1_groups", 2, 32, 7, 5, 48, (1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 2, 4, False, True, 1.0),
+    ("tc_5x5_stride2", 1, 16, 11, 12, 24, (5, 5), (2, 2), (2, 2, 2, 2), (1, 1), 1, 2, True, False, 3.0),
+]
+
+# every geometry in FP32; FP16 storage (with FP32 or FP16 offsets) on two of them; the tensor-core kernel (FP16
+# only) on those two and its own geometries
 MDCN_PARAMS = [(c, "fp32") for c in MDCN_CASES] + [
     (c, t) for c in MDCN_CASES if c[0] in ("rrsr_like", "groups_stride2") for t in ("fp16_fp32off", "fp16_fp16off")]
+MDCN_PARAMS += [(c, "tc_" + t) for c in MDCN_CASES + MDCN_TC_CASES
+                if c[0] in ("rrsr_like", "groups_stride2") or c[0].startswith("tc_")
+                for t in ("fp16_fp32off", "fp16_fp16off")]
 
 
 @pytest.mark.parametrize("case, types", MDCN_PARAMS, ids=[f"{c[0]}-{t}" for c, t in MDCN_PARAMS])
@@ -67,6 +76,8 @@ def test_cuda_mdcn_device_code(host_check, tmp_path, case, types):
     off = (rng.standard_normal((n, 2 * og * kh * kw, ho, wo)) * scale).astype(np.float32)
     b = rng.standard_normal(c_out).astype(np.float32) if has_b else None
     m = rng.random((n, og * kh * kw, ho, wo)).astype(np.float32) if has_m else None
+    tensor_core = types.startswith("tc_")
+    types = types.removeprefix("tc_")
     tdt = np.float16 if types.startswith("fp16") else np.float32
     odt = np.float16 if types == "fp16_fp16off" else np.float32
     x, wt = x.astype(tdt), wt.astype(tdt)
@@ -79,14 +90,14 @@ def test_cuda_mdcn_device_code(host_check, tmp_path, case, types):
     meta = [n, c, h, w, c_out, kh, kw, ho, wo, st[0], st[1], pads[0], pads[1], dil[0], dil[1], group, og,
             int(has_b), int(has_m), int(tdt == np.float16), int(odt == np.float16)]
     (tmp_path / "meta.txt").write_text(" ".join(map(str, meta)))
-    _run(host_check, "mdcn", tmp_path)
+    _run(host_check, "mdcn_tc" if tensor_core else "mdcn", tmp_path)
     got = np.fromfile(tmp_path / "y.bin", dtype=tdt).reshape(n, c_out, ho, wo).astype(np.float32)
     f32 = lambda a: None if a is None else torch.from_numpy(a.astype(np.float32))  # noqa: E731
     want = mdcn_reference(f32(x), f32(wt), f32(off), f32(b), f32(m), strides=st, pads=pads, dilations=dil,
                           group=group, offset_group=og).numpy()
     err = float(np.abs(got - want).max())
     tol = 1e-4 if tdt == np.float32 else float(np.abs(want).max()) * 2.0 ** -11 + 1e-3
-    print(f"{name} {types}: max abs err {err:.3g} (tol {tol:.3g})")
+    print(f"{name} {types}{' tensor-core' if tensor_core else ''}: max abs err {err:.3g} (tol {tol:.3g})")
     assert err <= tol
 
 

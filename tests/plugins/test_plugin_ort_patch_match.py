@@ -249,13 +249,9 @@ def test_patch_match_cu_is_compiled_by_the_nvcc_test():
 
 
 @pytest.fixture(scope="module")
-def cuda_host_check(tmp_path_factory):
-    import shutil
+def cuda_host_check(tmp_path_factory, nvcc):
     import subprocess
 
-    nvcc = shutil.which("nvcc") or next((c for c in ("/usr/local/cuda/bin/nvcc",) if Path(c).is_file()), None)
-    if nvcc is None:
-        pytest.skip("nvcc not found on PATH (CUDA toolkit not installed): cannot build the host check")
     d = tmp_path_factory.mktemp("pm_host_check")
     src = d / "pm_host_check.cu"
     src.write_text(HOST_CHECK)

@@ -50,14 +50,10 @@ def _field_attrs(op: str) -> list:
     return [a for a in _spec(op)["attributes"] if a["type"] in ("int", "ints")]
 
 
-def _nvcc():
-    return shutil.which("nvcc") or next((c for c in ("/usr/local/cuda/bin/nvcc",) if Path(c).is_file()), None)
-
-
 @pytest.fixture(scope="module")
-def build_dir() -> Path:
+def build_dir(nvcc_path) -> Path:
     out = Path(os.environ.get("RRSR_TRT_BUILD_DIR", REPO / "build" / "plugins-trt"))
-    if _nvcc() is not None and shutil.which("cmake") is not None:
+    if nvcc_path is not None and shutil.which("cmake") is not None:
         env = dict(os.environ, RRSR_TRT_BUILD_DIR=str(out), PYTHON=sys.executable)
         r = subprocess.run(["bash", str(REPO / "scripts" / "build_tensorrt_plugins.sh"), TRT_ROOT],
                            capture_output=True, text=True, env=env, timeout=1800)

@@ -48,8 +48,11 @@ int forward_cpu(const Shape& s, DType t, DType t_offset, const void* x, const vo
 
 // CUDA kernel (built only with RRSR_WITH_CUDA); pointers are device pointers, stream is a cudaStream_t. Needs no
 // workspace. Returns kOk, a negative Status or a cudaError_t from the launch.
+// algo: kAuto = kTensorCore for FP16 features when its shared memory fits the device (always for 3x3 kernels),
+// else kSimt. kSimt: FP32 FMA for every type combination. kTensorCore (FP16 features only): samples rounded to
+// FP16 as tensor-core operands, FP32 coordinates, bilinear weights and accumulation.
 int forward_cuda(const Shape& s, DType t, DType t_offset, const void* x, const void* weight, const void* offset,
-                 const void* bias, const void* mask, void* y, void* stream);
+                 const void* bias, const void* mask, void* y, void* stream, Algo algo = Algo::kAuto);
 
 }  // namespace mdcn
 }  // namespace rrsr

@@ -1,12 +1,17 @@
-// CUDA modulated deformable convolution: the shared tiled implicit-GEMM kernel (common/conv_tile.cuh) with a
-// sampler that bilinearly samples the input at the deformed tap positions. One GEMM batch per (image, group).
-// Sampling positions and weights use the same FP32 helpers as the CPU kernel (common/rrsr_math.h).
+// CUDA modulated deformable convolution, two kernels behind one launcher (see launch.h for which runs):
+//   kSimt        the shared tiled implicit-GEMM kernel (common/conv_tile.cuh), FP32 FMA, with a sampler that
+//                bilinearly samples the input at the deformed tap positions; every type combination.
+//   kTensorCore  FP16 features: the column chunk sampled into shared memory as FP16 and multiplied on tensor cores
+//                with FP32 accumulation (mdcn_tc.cuh).
+// One GEMM batch per (image, group). Sampling positions and weights use the same FP32 helpers as the CPU kernel
+// (common/rrsr_math.h).
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 #include "../common/conv_tile.cuh"
 #include "../common/rrsr_math.h"
 #include "launch.h"
+#include "mdcn_tc.cuh"
 
 namespace rrsr {
 namespace mdcn {
@@ -110,10 +115,46 @@ int launch(const Shape& s, const void* x, const void* weight, const void* offset
   return static_cast<int>(cuda::launch_tiled_conv(p, static_cast<int>(batches), stream));
 }
 
+template <typename TO>
+tc::Problem<TO> make_tc_problem(const Shape& s, const void* x, const void* weight, const void* offset,
+                                const void* bias, const void* mask, void* y) {
+  const MdcnProblem<__half, TO> p = make_problem<__half, TO>(s, x, weight, offset, bias, mask, y);
+  tc::Problem<TO> q;
+  q.c = p.c, q.h = p.h, q.w = p.w, q.c_out = p.c_out, q.kw = p.kw, q.taps = p.taps, q.h_out = p.h_out;
+  q.w_out = p.w_out, q.stride_h = p.stride_h, q.stride_w = p.stride_w, q.pad_top = p.pad_top;
+  q.pad_left = p.pad_left, q.dil_h = p.dil_h, q.dil_w = p.dil_w, q.group = p.group;
+  q.offset_group = p.offset_group, q.cin_g = p.cin_g, q.cout_g = p.cout_g, q.ch_per_og = p.ch_per_og;
+  q.weight_vec = (static_cast<int64_t>(q.cin_g) * q.taps) % 8 == 0 && reinterpret_cast<uintptr_t>(weight) % 16 == 0;
+  q.x = p.x_ptr, q.wt = p.w_ptr, q.off = p.off_ptr, q.bias = p.bias_ptr, q.mask = p.mask_ptr, q.y = p.y_ptr;
+  return q;
+}
+
+// Whether the tensor-core kernel's shared memory fits this device (e.g. a 5x5 kernel at 256 channels may not).
+bool tc_fits(const Shape& s) {
+  int dev = 0, optin = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess ||
+      cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) != cudaSuccess)
+    return false;
+  const int taps = static_cast<int>(s.kh * s.kw), cout_g = static_cast<int>(s.c_out / s.group);
+  const int bm = tc::pick_bm(cout_g);
+  const size_t need = bm == 64 ? tc::smem_bytes_for<64>(taps)
+                               : (bm == 128 ? tc::smem_bytes_for<128>(taps) : tc::smem_bytes_for<256>(taps));
+  return need <= static_cast<size_t>(optin);
+}
+
+template <typename TO>
+int launch_tc(const Shape& s, const void* x, const void* weight, const void* offset, const void* bias,
+              const void* mask, void* y, cudaStream_t stream) {
+  const tc::Problem<TO> p = make_tc_problem<TO>(s, x, weight, offset, bias, mask, y);
+  const int64_t batches = s.n * s.group;
+  if (batches > 65535) return static_cast<int>(cudaErrorInvalidConfiguration);
+  return static_cast<int>(tc::launch(p, static_cast<int>(batches), stream));
+}
+
 }  // namespace
 
 int forward_cuda(const Shape& s, DType t, DType t_offset, const void* x, const void* weight, const void* offset,
-                 const void* bias, const void* mask, void* y, void* stream) {
+                 const void* bias, const void* mask, void* y, void* stream, Algo algo) {
   if (check_shape(s) != kOk) return kErrInvalidArgument;
   if (s.n == 0) return kOk;
   if (!x || !weight || !offset || !y) return kErrInvalidArgument;
@@ -125,11 +166,17 @@ int forward_cuda(const Shape& s, DType t, DType t_offset, const void* x, const v
   cudaStream_t st = static_cast<cudaStream_t>(stream);
   const bool t32 = t == DType::kFloat32, t16 = t == DType::kFloat16;
   const bool o32 = t_offset == DType::kFloat32, o16 = t_offset == DType::kFloat16;
+  if (!(t32 || t16) || !(o32 || o16)) return kErrUnsupportedDType;
+  if (algo == Algo::kTensorCore || (algo == Algo::kAuto && t16 && tc_fits(s))) {
+    if (!t16 || !tc_fits(s)) return kErrUnsupportedDType;
+    return o32 ? launch_tc<float>(s, x, weight, offset, bias, mask, y, st)
+               : launch_tc<__half>(s, x, weight, offset, bias, mask, y, st);
+  }
+  if (algo != Algo::kAuto && algo != Algo::kSimt) return kErrUnsupportedDType;
   if (t32 && o32) return launch<float, float>(s, x, weight, offset, bias, mask, y, st);
   if (t32 && o16) return launch<float, __half>(s, x, weight, offset, bias, mask, y, st);
   if (t16 && o32) return launch<__half, float>(s, x, weight, offset, bias, mask, y, st);
-  if (t16 && o16) return launch<__half, __half>(s, x, weight, offset, bias, mask, y, st);
-  return kErrUnsupportedDType;
+  return launch<__half, __half>(s, x, weight, offset, bias, mask, y, st);
 }
 
 }  // namespace mdcn

@@ -47,13 +47,25 @@ inline int check_shape(const Shape& s) {
 int forward_cpu(const Shape& s, DType t, const void* f_in, const void* f_ref, int32_t* index, float* score,
                 const CpuParallelFor* par);
 
-// Device scratch the CUDA kernel needs (normalised maps and reference patch norms), in bytes.
+// Device scratch the CUDA kernels need, in bytes: enough for whichever algorithm forward_cuda runs (the maximum of
+// the SIMT path's FP32 normalised maps and the tensor-core path's FP16 NHWC maps plus per-split partial results).
 size_t cuda_workspace_bytes(const Shape& s);
+// The same for the algorithm forward_cuda(s, t, ..., algo) runs (kAuto resolved as there); a host that knows the
+// input type passes it and allocates only what that kernel uses (tensor core: about half of SIMT's).
+size_t cuda_workspace_bytes(const Shape& s, DType t, Algo algo);
 
-// CUDA kernel (built only with RRSR_WITH_CUDA). Device pointers; stream is a cudaStream_t. Returns kOk, a negative
+// CUDA kernels (built only with RRSR_WITH_CUDA). Device pointers; stream is a cudaStream_t. Returns kOk, a negative
 // Status or a cudaError_t from the launch.
+//   Algo::kSimt        exact FP32 arithmetic (CUDA cores) for every t.
+//   Algo::kTensorCore  the normalised features are rounded to FP16 and correlated on tensor cores with FP32
+//                      accumulation (per-pixel correlation tiles summed along patch diagonals), so the argmax sees
+//                      FP16 rounding (near ties, score gaps below ~1e-3, may pick another index); the reported score
+//                      of the chosen index is then recomputed in exact FP32, as kSimt computes it. Any t; k <= 3
+//                      only (kErrUnsupportedDType otherwise, and for grids the kernel cannot cover).
+//   Algo::kAuto        kTensorCore when t == kFloat16 and k <= 3 (and the sizes are supported), else kSimt: FP32
+//                      inputs keep the exact path.
 int forward_cuda(const Shape& s, DType t, const void* f_in, const void* f_ref, int32_t* index, float* score,
-                 void* workspace, size_t workspace_bytes, void* stream);
+                 void* workspace, size_t workspace_bytes, void* stream, Algo algo = Algo::kAuto);
 
 }  // namespace patch_match
 }  // namespace rrsr

@@ -8,6 +8,8 @@
 // Reference patches are visited in ascending r and the running max is replaced only by a strictly greater score,
 // so equal scores keep the lowest r (torch.argmax's first maximum). Every score of a thread is accumulated by the
 // same sequence of operations, so equal reference patches get bit-equal scores. The score matrix is never stored.
+// That is Algo::kSimt; Algo::kTensorCore (FP16 operands on tensor cores, "diagonal" patch correlation) is described
+// above its kernels below; forward_cuda picks one (launch.h).
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
@@ -15,7 +17,10 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 
+#include "../common/async_copy.cuh"
+#include "../common/mma_tile.cuh"
 #include "launch.h"
 
 #if defined(__CUDA_ARCH__)
@@ -60,17 +65,23 @@ inline size_t workspace_floats(const Shape& s, Workspace* ws, void* base) {
 // ---- per-thread math, __host__ __device__ so a host program (tests/plugins/test_plugin_ort_patch_match.py) can
 // run the kernels' phases block by block and thread by thread on the CPU.
 
-// Pixel i of x [n][c][hw] normalised into out; returns its squared norm after normalisation.
+// The normalisation divisor max(||x||, 1e-12) of the pixel whose first channel is x[base] (channel stride hw).
 template <typename T>
-__host__ __device__ __forceinline__ float normalise_pixel(const T* x, int64_t i, int c, int64_t hw, float* out) {
-  const int64_t b = i / hw, p = i % hw;
-  const int64_t base = b * c * hw + p;
+__host__ __device__ __forceinline__ float pixel_divisor(const T* x, int64_t base, int c, int64_t hw) {
   float ss = 0.0f;
   for (int ch = 0; ch < c; ++ch) {
     const float v = load(x, base + ch * hw);
     ss += v * v;
   }
-  const float den = fmaxf(sqrtf(ss), kNormEps);
+  return fmaxf(sqrtf(ss), kNormEps);
+}
+
+// Pixel i of x [n][c][hw] normalised into out; returns its squared norm after normalisation.
+template <typename T>
+__host__ __device__ __forceinline__ float normalise_pixel(const T* x, int64_t i, int c, int64_t hw, float* out) {
+  const int64_t b = i / hw, p = i % hw;
+  const int64_t base = b * c * hw + p;
+  const float den = pixel_divisor(x, base, c, hw);
   float nn = 0.0f;
   for (int ch = 0; ch < c; ++ch) {
     const float v = load(x, base + ch * hw) / den;
@@ -221,13 +232,716 @@ int launch(const Shape& s, const void* f_in, const void* f_ref, int32_t* index, 
   return static_cast<int>(cudaGetLastError());
 }
 
+
+// =====================================================================================================================
+// Tensor-core path (Algo::kTensorCore): "diagonal" patch correlation.
+//
+// corr(q, r) = sum_{dy, dx < k} <f_in(qy + dy, qx + dx), f_ref(ry + dy, rx + dx)>: a sum of k*k PIXEL dot products
+// along a diagonal of the pixel-correlation matrix. So a block computes 64 x 64 pixel-correlation tiles
+//   G = F_in[i, X0 .. X0 + 63, :] . F_ref[j, R0 .. R0 + 63, :]^T      (K = channels, FP16 operands, FP32 accumulate)
+// on tensor cores and adds them along diagonals into patch-correlation rows:
+//   S_t[a][b] = sum_{dy} sum_{dx} G_{row Y0 + t + dy}[a + dx][b + dx]          (a, b < tw = 64 - (k - 1))
+// Five launches on one stream:
+//   1. tc_prep_kernel (x2)  one thread per pixel: FP32 normalisation (bit-identical to normalise_pixel), FP16 NHWC
+//                           copy with channels zero-padded to a multiple of 16, the pixel's norm denominator, and
+//                           for the reference its squared norm after normalisation
+//   2. patch_den_kernel     the SIMT path's FP32 patch denominators ||P_ref(r)|| + 1e-5
+//   3. tc_match_kernel      grid (x tiles, y tiles, n * splits), 256 threads (8 warps), dynamic shared memory
+//                           (TcSmem, ~110 KB: two blocks per SM on H100/H200). Block = input patches X0 .. X0 + TW - 1 x Y0 .. Y0 + kTcRows - 1 and a
+//                           range of diagonals delta = qy - ry (the block's relevant range, hrp + kTcRows - 1 long,
+//                           split over `splits` z-blocks). Per (delta, R0, pixel row u): G via wmma (K chunks of
+//                           kTcKc channels staged in shared memory with 16-byte loads), diagonal sums into k rolling
+//                           S buffers; after row u the completed patch row t = u - (k - 1) is scanned (4 threads per
+//                           input patch, 16 reference columns each) and merged into the running best (score, index)
+//                           of each input patch (first maximum, NaN never wins). The running bests stay in shared
+//                           memory; the block writes them to the workspace at the end ([splits][n][hp * wp]).
+//   4. tc_finish_kernel     per input patch: the best over the splits (equal score -> lower index), and its score
+//                           recomputed in FP32 from the original inputs exactly as the SIMT kernel computes it.
+// Only rows t whose k pixel rows are all inside both maps (qy < hp, 0 <= ry < hrp) are ever used; the row loop runs
+// exactly over the pixel rows these need, so every G it computes is in range and no S buffer is ever zeroed: the
+// first contribution (dy = 0) of a row assigns, the later ones add.
+
+constexpr int kTcPix = 64;                  // pixel tile width (input and reference), halo included
+constexpr int kTcRows = 16;                 // input patch rows per block (T)
+constexpr int kTcKc = 128;                  // channels per shared-memory stage
+constexpr int kTcLd = kTcKc + 8;            // __half row stride of the A/B stages (multiple of 8, 16-byte rows)
+constexpr int kTcLdg = kTcPix + 4;          // float row stride of G (multiple of 4)
+constexpr int kTcLds = kTcPix + 1;          // float row stride of S (odd: the best update reads down a column)
+constexpr int kTcMaxK = 3;
+constexpr int kTcScan = 16;                 // reference columns per thread in the best-update scan (4 parts)
+constexpr int kTcThreads = 256;             // 8 warps, each 2 of the 16 16x16 tiles of G
+constexpr int kTcTargetBlocks = 1024;       // z-splits are chosen so the grid has about this many blocks
+constexpr int kTcMaxSplits = 64;
+
+static_assert(kTcThreads == (kTcPix / kTcScan) * kTcPix, "one scan part of one patch column per thread");
+static_assert((kTcThreads / 32) * 2 == (kTcPix / 16) * (kTcPix / 16), "8 warps x 2 tiles cover the 64 x 64 G");
+static_assert(kTcKc % 16 == 0 && kTcLd % 8 == 0 && kTcLdg % 4 == 0, "wmma tile / stride rules");
+
+struct TcSmem {
+  __half a[kTcPix][kTcLd];                  // input pixels x channel chunk (row-major A)
+  __half b[kTcPix][kTcLd];                  // reference pixels x channel chunk (column-major K x N B)
+  float g[kTcPix][kTcLdg];                  // pixel-correlation tile
+  float s[kTcMaxK][kTcPix][kTcLds];         // rolling patch-correlation rows
+  float best[kTcRows][kTcPix];              // running best score per (t, a)
+  int best_r[kTcRows][kTcPix];              // and its reference patch index (-1: none yet)
+  float pbest[kTcPix / kTcScan][kTcPix];    // per-part best of the row being scanned
+  int pbest_r[kTcPix / kTcScan][kTcPix];
+};
+
+struct TcDims {
+  int n, c, cp, h, w, hr, wr, k, hp, wp, hrp, wrp, tw, splits;
+};
+
+__host__ __device__ __forceinline__ int tc_min(int a, int b) { return a < b ? a : b; }
+__host__ __device__ __forceinline__ int tc_max(int a, int b) { return a > b ? a : b; }
+
+inline int tc_channels_padded(int64_t c) { return static_cast<int>((c + 15) / 16 * 16); }
+
+inline int tc_splits(const Shape& s) {
+  const int64_t tw = kTcPix - (s.k - 1);
+  const int64_t blocks = (s.wp() + tw - 1) / tw * ((s.hp() + kTcRows - 1) / kTcRows) * std::max<int64_t>(s.n, 1);
+  int64_t splits = (kTcTargetBlocks + blocks - 1) / blocks;
+  splits = std::min<int64_t>(splits, s.hrp() + kTcRows - 1);  // never more splits than a block has diagonals
+  splits = std::min<int64_t>(splits, kTcMaxSplits);
+  splits = std::min<int64_t>(splits, 65535 / std::max<int64_t>(s.n, 1));
+  return static_cast<int>(std::max<int64_t>(splits, 1));
+}
+
+// Sizes the tensor-core kernel covers (beyond check_shape): k <= 3, the grid fits (gridDim.y, gridDim.z).
+inline bool tc_supported(const Shape& s) {
+  if (s.k > kTcMaxK || s.n > 65535) return false;
+  if ((s.hp() + kTcRows - 1) / kTcRows > 65535) return false;
+  return s.n * static_cast<int64_t>(tc_channels_padded(s.c)) * std::max(s.h * s.w, s.hr * s.wr) <
+         (int64_t{1} << 40);
+}
+
+inline TcDims tc_dims(const Shape& s) {
+  return TcDims{static_cast<int>(s.n),   static_cast<int>(s.c),   tc_channels_padded(s.c),  static_cast<int>(s.h),
+                static_cast<int>(s.w),   static_cast<int>(s.hr),  static_cast<int>(s.wr),   static_cast<int>(s.k),
+                static_cast<int>(s.hp()), static_cast<int>(s.wp()), static_cast<int>(s.hrp()), static_cast<int>(s.wrp()),
+                static_cast<int>(kTcPix - (s.k - 1)), tc_splits(s)};
+}
+
+inline size_t align_bytes(size_t count) { return (count + 255) / 256 * 256; }
+
+struct TcWorkspace {
+  __half* fin;    // [n][h][w][cp]   normalised input, FP16, NHWC, zero-padded channels
+  __half* fref;   // [n][hr][wr][cp] normalised reference
+  float* nin;     // [n][h][w]       tc_max(||x||, 1e-12) of each input pixel
+  float* nref;    // [n][hr][wr]
+  float* sq;      // [n][hr][wr]     squared norm of the normalised reference pixel
+  float* den;     // [n][hrp][wrp]   ||P_ref|| + 1e-5
+  float* pscore;  // [splits][n][hp * wp] partial best per z-split
+  int* pidx;      // [splits][n][hp * wp]
+};
+
+inline size_t tc_workspace_bytes(const Shape& s, TcWorkspace* ws, void* base) {
+  const size_t cp = static_cast<size_t>(tc_channels_padded(s.c));
+  const size_t pin = static_cast<size_t>(s.n * s.h * s.w), pref = static_cast<size_t>(s.n * s.hr * s.wr);
+  const size_t parts = static_cast<size_t>(tc_splits(s)) * static_cast<size_t>(s.n * s.hp() * s.wp());
+  const size_t sizes[8] = {pin * cp * sizeof(__half), pref * cp * sizeof(__half), pin * sizeof(float),
+                           pref * sizeof(float), pref * sizeof(float),
+                           static_cast<size_t>(s.n * s.hrp() * s.wrp()) * sizeof(float), parts * sizeof(float),
+                           parts * sizeof(int)};
+  unsigned char* p[8] = {};
+  size_t total = 0;
+  for (int i = 0; i < 8; ++i) {
+    if (base) p[i] = static_cast<unsigned char*>(base) + total;
+    total += align_bytes(sizes[i]);
+  }
+  if (ws)
+    *ws = TcWorkspace{reinterpret_cast<__half*>(p[0]), reinterpret_cast<__half*>(p[1]), reinterpret_cast<float*>(p[2]),
+                      reinterpret_cast<float*>(p[3]),  reinterpret_cast<float*>(p[4]),  reinterpret_cast<float*>(p[5]),
+                      reinterpret_cast<float*>(p[6]),  reinterpret_cast<int*>(p[7])};
+  return total;
+}
+
+// ---- per-thread / per-warp phases (__host__ __device__: tests/plugins/pm_tc_host_check.cu replays them on a CPU)
+
+// Pixel i of x [n][c][hw]: out16[i][0 .. cp) = normalised channels as FP16 (zeros past c), *norm = the divisor
+// tc_max(||x||, 1e-12); returns the squared norm after normalisation. Same FP32 operations as normalise_pixel.
+template <typename T>
+__host__ __device__ __forceinline__ float tc_prep_pixel(const T* x, int64_t i, int c, int cp, int64_t hw,
+                                                        __half* out16, float* norm) {
+  const int64_t b = i / hw, p = i % hw;
+  const int64_t base = b * c * hw + p;
+  const float den = pixel_divisor(x, base, c, hw);
+  float nn = 0.0f;
+  __half* o = out16 + i * cp;
+  for (int ch = 0; ch < c; ++ch) {
+    const float v = load(x, base + ch * hw) / den;
+    o[ch] = __float2half_rn(v);
+    nn += v * v;
+  }
+  for (int ch = c; ch < cp; ++ch) o[ch] = __float2half_rn(0.0f);
+  *norm = den;
+  return nn;
+}
+
+// 16-byte copy / zero (uint4 on the device, memcpy on the host: no type punning there).
+__host__ __device__ __forceinline__ void tc_copy16(void* dst, const void* src) {
+#if defined(__CUDA_ARCH__)
+  *static_cast<uint4*>(dst) = *static_cast<const uint4*>(src);
+#else
+  std::memcpy(dst, src, 16);
+#endif
+}
+__host__ __device__ __forceinline__ void tc_zero16(void* dst) {
+#if defined(__CUDA_ARCH__)
+  *static_cast<uint4*>(dst) = make_uint4(0u, 0u, 0u, 0u);
+#else
+  std::memset(dst, 0, 16);
+#endif
+}
+
+// What a block covers: batch b, z-split, patch columns x0 .. x0 + tw - 1, patch rows y0 .. y0 + kTcRows - 1 and
+// diagonals delta in [d_lo, d_hi).
+struct TcBlock {
+  int b, split, x0, y0, d_lo, d_hi;
+};
+
+__host__ __device__ __forceinline__ TcBlock tc_block(const TcDims& d, int bx, int by, int bz) {
+  TcBlock blk;
+  blk.b = bz / d.splits;
+  blk.split = bz % d.splits;
+  blk.x0 = bx * d.tw;
+  blk.y0 = by * kTcRows;
+  // every delta = qy - ry with qy in [y0, y0 + kTcRows) and < hp, ry in [0, hrp)
+  const int lo = blk.y0 - (d.hrp - 1), hi = tc_min(blk.y0 + kTcRows - 1, d.hp - 1);
+  const int64_t count = static_cast<int64_t>(hi) - lo + 1;
+  blk.d_lo = lo + static_cast<int>(count * blk.split / d.splits);
+  blk.d_hi = lo + static_cast<int>(count * (blk.split + 1) / d.splits);
+  return blk;
+}
+
+// Patch rows t in [*t_lo, *t_hi) of the block are complete for diagonal delta: qy = y0 + t < hp, ry = qy - delta in
+// [0, hrp). Their pixel rows u = t .. t + k - 1 are the ones the row loop visits.
+__host__ __device__ __forceinline__ void tc_rows(const TcDims& d, const TcBlock& blk, int delta, int* t_lo,
+                                                 int* t_hi) {
+  *t_lo = tc_max(0, delta - blk.y0);
+  *t_hi = tc_min(kTcRows, tc_min(d.hp - blk.y0, d.hrp + delta - blk.y0));
+}
+
+template <class Smem>
+__host__ __device__ __forceinline__ void tc_init_best(Smem& sm, int tid) {
+  for (int e = tid; e < kTcRows * kTcPix; e += kTcThreads) {
+    sm.best[e / kTcPix][e % kTcPix] = -INFINITY;
+    sm.best_r[e / kTcPix][e % kTcPix] = -1;
+  }
+}
+
+// Thread tid stages channels c0 .. c0 + cw of input pixels (i, x0 ..) and reference pixels (j, r0 ..) (cw a
+// multiple of 16; pixels past the map's right edge are zeros). fin_b / fref_b: the batch's NHWC planes.
+__host__ __device__ __forceinline__ void tc_load_chunk(const TcDims& d, const __half* fin_b, const __half* fref_b,
+                                                       int i, int j, int x0, int r0, int c0, int tid, TcSmem& sm) {
+  const int cw = tc_min(kTcKc, d.cp - c0), vecs = cw / 8;
+  for (int v = tid; v < kTcPix * vecs; v += kTcThreads) {
+    const int p = v / vecs, cv = (v % vecs) * 8;
+    const int x = x0 + p, rx = r0 + p;
+    if (x < d.w)
+      tc_copy16(&sm.a[p][cv], fin_b + (static_cast<int64_t>(i) * d.w + x) * d.cp + c0 + cv);
+    else
+      tc_zero16(&sm.a[p][cv]);
+    if (rx < d.wr)
+      tc_copy16(&sm.b[p][cv], fref_b + (static_cast<int64_t>(j) * d.wr + rx) * d.cp + c0 + cv);
+    else
+      tc_zero16(&sm.b[p][cv]);
+  }
+}
+
+// Warp `warp` owns G tiles (row tile warp / 2, column tiles 2 (warp % 2) and 2 (warp % 2) + 1).
+__host__ __device__ __forceinline__ void tc_mma_chunk(const TcSmem& sm, int warp, int cw, cuda::MmaAcc (&acc)[2]) {
+  const int tm = warp / 2, tn = (warp % 2) * 2;
+  for (int kk = 0; kk < cw; kk += cuda::kMmaTile)
+    for (int j = 0; j < 2; ++j)
+      cuda::mma_accumulate<true>(acc[j], &sm.a[tm * 16][kk], kTcLd, &sm.b[(tn + j) * 16][kk], kTcLd);
+}
+
+__host__ __device__ __forceinline__ void tc_store_g(const cuda::MmaAcc (&acc)[2], int warp, TcSmem& sm) {
+  const int tm = warp / 2, tn = (warp % 2) * 2;
+  for (int j = 0; j < 2; ++j) cuda::mma_store(acc[j], &sm.g[tm * 16][(tn + j) * 16], kTcLdg);
+}
+
+// Pixel row u's G into the rows t = u - dy (dy < k) that contain it: S_t[a][b] (+)= sum_dx G[a + dx][b + dx]; the
+// first contribution (dy = 0) assigns. Row t lives in buffer t % k.
+__host__ __device__ __forceinline__ void tc_diag_add(TcSmem& sm, int k, int tw, int u, int tid) {
+  for (int e = tid; e < kTcPix * kTcPix; e += kTcThreads) {
+    const int a = e / kTcPix, bb = e % kTcPix;
+    if (a >= tw || bb >= tw) continue;
+    float v = 0.0f;
+    for (int dx = 0; dx < k; ++dx) v += sm.g[a + dx][bb + dx];
+    for (int dy = 0; dy < k; ++dy) {
+      const int t = u - dy;
+      if (t < 0 || t >= kTcRows) continue;
+      float& s = sm.s[t % k][a][bb];
+      s = dy == 0 ? v : s + v;
+    }
+  }
+}
+
+// Completed patch row t (diagonal delta, reference columns r0 ..), in two phases. A candidate (score, r) beats the
+// current best on a greater score or an equal score with a lower index -- a total order on non-NaN scores, so the
+// split of the scan changes nothing: the result is the first maximum; NaN never wins.
+__host__ __device__ __forceinline__ bool tc_better(float sc, int r, float best, int best_r) {
+  return sc > best || (sc == best && r < best_r);
+}
+
+// Phase 1: thread tid scans reference columns b in [part * 16, part * 16 + 16) (part = tid / 64) for input patch
+// a = tid % 64 into pbest[part][a].
+__host__ __device__ __forceinline__ void tc_scan_row(const TcDims& d, const TcBlock& blk, const float* den_b, int delta,
+                                                     int r0, int t, int tid, TcSmem& sm) {
+  const int a = tid % kTcPix, part = tid / kTcPix;
+  if (a >= d.tw || blk.x0 + a >= d.wp) return;
+  const int ry = blk.y0 + t - delta;
+  const int b_end = tc_min(tc_min(d.tw, d.wrp - r0), (part + 1) * kTcScan);
+  const int rbase = ry * d.wrp + r0;
+  const float* srow = sm.s[t % d.k][a];
+  float best = -INFINITY;
+  int best_r = -1;
+  for (int bb = part * kTcScan; bb < b_end; ++bb) {
+    const int r = rbase + bb;
+    const float sc = srow[bb] / den_b[r];
+    if (tc_better(sc, r, best, best_r)) {
+      best = sc;
+      best_r = r;
+    }
+  }
+  sm.pbest[part][a] = best;
+  sm.pbest_r[part][a] = best_r;
+}
+
+// Phase 2: thread a < 64 merges the scan parts into the running best of (t, a).
+template <class Smem>
+__host__ __device__ __forceinline__ void tc_update_best(const TcDims& d, const TcBlock& blk, int t, int tid,
+                                                        Smem& sm) {
+  const int a = tid;
+  if (a >= d.tw || blk.x0 + a >= d.wp) return;
+  float best = sm.best[t][a];
+  int best_r = sm.best_r[t][a];
+  for (int part = 0; part < kTcPix / kTcScan; ++part) {
+    const int r = sm.pbest_r[part][a];
+    if (r >= 0 && tc_better(sm.pbest[part][a], r, best, best_r)) {
+      best = sm.pbest[part][a];
+      best_r = r;
+    }
+  }
+  sm.best[t][a] = best;
+  sm.best_r[t][a] = best_r;
+}
+
+template <class Smem>
+__host__ __device__ __forceinline__ void tc_store_partial(const TcDims& d, const TcBlock& blk, const Smem& sm,
+                                                          int tid, float* pscore, int* pidx) {
+  const int64_t q_count = static_cast<int64_t>(d.hp) * d.wp;
+  const int64_t base = (static_cast<int64_t>(blk.split) * d.n + blk.b) * q_count;
+  for (int e = tid; e < kTcRows * kTcPix; e += kTcThreads) {
+    const int t = e / kTcPix, a = e % kTcPix, qy = blk.y0 + t, qx = blk.x0 + a;
+    if (a >= d.tw || qx >= d.wp || qy >= d.hp) continue;
+    pscore[base + static_cast<int64_t>(qy) * d.wp + qx] = sm.best[t][a];
+    pidx[base + static_cast<int64_t>(qy) * d.wp + qx] = sm.best_r[t][a];
+  }
+}
+
+// Input patch i (of [n][hp * wp]): best over the splits, index and FP32 score into index / score. x_in / x_ref are
+// the original inputs; nin / nref their per-pixel divisors; den the patch denominators. The score is the SIMT
+// kernel's: fmaf over the patch elements e = ch * k * k + dy * k + dx in ascending order, then / den.
+template <typename T>
+__host__ __device__ __forceinline__ void tc_finish(const TcDims& d, const T* x_in, const T* x_ref, const float* nin,
+                                                   const float* nref, const float* den, const float* pscore,
+                                                   const int* pidx, int64_t i, int32_t* index, float* score) {
+  const int64_t q_count = static_cast<int64_t>(d.hp) * d.wp;
+  float best = -INFINITY;
+  int best_r = -1;
+  for (int z = 0; z < d.splits; ++z) {
+    const int64_t o = static_cast<int64_t>(z) * d.n * q_count + i;
+    const int r = pidx[o];
+    if (r < 0) continue;
+    const float sc = pscore[o];
+    if (best_r < 0 || sc > best || (sc == best && r < best_r)) {
+      best = sc;
+      best_r = r;
+    }
+  }
+  if (best_r < 0) {  // every score was NaN
+    index[i] = 0;
+    score[i] = NAN;
+    return;
+  }
+  const int64_t b = i / q_count;
+  const int q = static_cast<int>(i % q_count), qy = q / d.wp, qx = q % d.wp;
+  const int ry = best_r / d.wrp, rx = best_r % d.wrp;
+  const int64_t hw = static_cast<int64_t>(d.h) * d.w, hwr = static_cast<int64_t>(d.hr) * d.wr;
+  const T* xi = x_in + b * d.c * hw;
+  const T* xr = x_ref + b * d.c * hwr;
+  const float* ni = nin + b * hw;
+  const float* nr = nref + b * hwr;
+  float acc = 0.0f;
+  for (int ch = 0; ch < d.c; ++ch)
+    for (int dy = 0; dy < d.k; ++dy)
+      for (int dx = 0; dx < d.k; ++dx) {
+        const int64_t pi = static_cast<int64_t>(qy + dy) * d.w + qx + dx;
+        const int64_t pr = static_cast<int64_t>(ry + dy) * d.wr + rx + dx;
+        const float vi = load(xi, ch * hw + pi) / ni[pi];
+        const float vr = load(xr, ch * hwr + pr) / nr[pr];
+        acc = fmaf(vi, vr, acc);
+      }
+  index[i] = best_r;
+  score[i] = acc / den[b * static_cast<int64_t>(d.hrp) * d.wrp + best_r];
+}
+
+
+// ---- v2 of the main kernel, used when the padded channel count cp <= 256 (RRSR's 256-channel CCN features).
+// v1 above stages 128 channels at a time and waits for every load; v2 keeps the block busy while the next tile
+// is in flight:
+//   * the whole K (cp channels) of a G tile's operands is one stage; two stages, filled with cp.async, so the
+//     operands of the next (delta, r0, u) item load while the current one is multiplied, summed and scanned;
+//   * G is stored over the stage whose operands it consumed (no separate buffer);
+//   * the k rolling patch rows live in registers: thread (warp w, lane l) owns input column a = 8 w + l % 8 and
+//     reference columns b = l / 8 + 4 m (m < 16) -- 32 distinct banks per G read, and the scan of a finished
+//     row needs no shared memory but the 4-part merge.
+// Same blocks, diagonals, splits, tie rule and finish kernel as v1; the S sums are formed by the same operations in
+// the same order, so v1 and v2 pick the same indices.
+constexpr int kTc2MaxCp = 256;
+constexpr int kTc2Ld = kTc2MaxCp + 8;  // __half row stride of a stage (multiple of 8, 16-byte rows)
+constexpr int kTc2Cells = 16;          // reference columns per thread
+
+struct Tc2Stage {
+  __half a[kTcPix][kTc2Ld];  // input pixels x channels (row-major A)
+  __half b[kTcPix][kTc2Ld];  // reference pixels x channels (column-major K x N B)
+};
+
+struct Tc2Smem {
+  Tc2Stage stage[2];
+  float best[kTcRows][kTcPix];
+  int best_r[kTcRows][kTcPix];
+  float pbest[kTcPix / kTcScan][kTcPix];
+  int pbest_r[kTcPix / kTcScan][kTcPix];
+};
+static_assert(sizeof(float) * kTcPix * kTcLdg <= sizeof(Tc2Stage), "G fits over a consumed stage");
+static_assert(kTcThreads / 32 * 8 == kTcPix && 4 * kTc2Cells == kTcPix, "8 warps x 8 columns, 4 x 16 cells");
+
+__host__ __device__ __forceinline__ float* tc2_g(Tc2Smem& sm, int buf) {
+  return reinterpret_cast<float*>(&sm.stage[buf]);
+}
+
+// One item of a block's work: pixel row u of patch-row range [t_lo, t_hi) for diagonal delta, reference tile r0.
+struct Tc2Item {
+  int delta, r0, u, t_lo, t_hi;
+};
+
+__host__ __device__ __forceinline__ bool tc2_first_of(const TcDims& d, const TcBlock& blk, int delta_from,
+                                                      Tc2Item* it) {
+  for (int delta = delta_from; delta < blk.d_hi; ++delta) {
+    int t_lo, t_hi;
+    tc_rows(d, blk, delta, &t_lo, &t_hi);
+    if (t_lo < t_hi) {
+      *it = Tc2Item{delta, 0, t_lo, t_lo, t_hi};
+      return true;
+    }
+  }
+  return false;
+}
+
+// The item after *it in v1's loop order (delta, then r0, then u); false past the last.
+__host__ __device__ __forceinline__ bool tc2_next(const TcDims& d, const TcBlock& blk, Tc2Item* it) {
+  if (++it->u < it->t_hi + d.k - 1) return true;
+  it->u = it->t_lo;
+  it->r0 += d.tw;
+  if (it->r0 < d.wrp) return true;
+  return tc2_first_of(d, blk, it->delta + 1, it);
+}
+
+// Thread tid issues its share of the item's operand copies into `st` (pixels past a map's edge: zeros).
+__host__ __device__ __forceinline__ void tc2_issue(const TcDims& d, const __half* fin_b, const __half* fref_b,
+                                                   const TcBlock& blk, const Tc2Item& it, int tid, Tc2Stage& st) {
+  const int i = blk.y0 + it.u, j = i - it.delta, vecs = d.cp / 8;
+  const __half* arow = fin_b + static_cast<int64_t>(i) * d.w * d.cp;
+  const __half* brow = fref_b + static_cast<int64_t>(j) * d.wr * d.cp;
+  for (int v = tid; v < kTcPix * vecs; v += kTcThreads) {
+    const int p = v / vecs, cv = (v % vecs) * 8;
+    const int x = blk.x0 + p, rx = it.r0 + p;
+    cuda::cp_async16(&st.a[p][cv], arow + static_cast<int64_t>(tc_min(x, d.w - 1)) * d.cp + cv, x < d.w);
+    cuda::cp_async16(&st.b[p][cv], brow + static_cast<int64_t>(tc_min(rx, d.wr - 1)) * d.cp + cv, rx < d.wr);
+  }
+}
+
+// Warp `warp`: its two G tiles over the whole K of the stage (v1's tile assignment).
+__host__ __device__ __forceinline__ void tc2_mma(const Tc2Stage& st, int cp, int warp, cuda::MmaAcc (&acc)[2]) {
+  const int tm = warp / 2, tn = (warp % 2) * 2;
+  cuda::mma_zero(acc[0]);
+  cuda::mma_zero(acc[1]);
+  for (int kk = 0; kk < cp; kk += cuda::kMmaTile) {
+RRSR_PM_UNROLL
+    for (int j = 0; j < 2; ++j)
+      cuda::mma_accumulate<true>(acc[j], &st.a[tm * 16][kk], kTc2Ld, &st.b[(tn + j) * 16][kk], kTc2Ld);
+  }
+}
+
+__host__ __device__ __forceinline__ void tc2_store_g(const cuda::MmaAcc (&acc)[2], int warp, float* g) {
+  const int tm = warp / 2, tn = (warp % 2) * 2;
+  for (int j = 0; j < 2; ++j) cuda::mma_store(acc[j], g + tm * 16 * kTcLdg + (tn + j) * 16, kTcLdg);
+}
+
+// The rolling patch rows of one thread: s[dy][m] = S of patch row u - dy at its cell m (constant indices only, so
+// they stay in registers).
+struct Tc2Rows {
+  float s[kTcMaxK][kTc2Cells];
+};
+
+// Thread tid adds pixel row u's G to its cells of rows u - dy (dy < k): v1's tc_diag_add, same operations.
+__host__ __device__ __forceinline__ void tc2_diag_add(const float* g, int k, int tw, int tid, Tc2Rows& rows) {
+  const int lane = tid % 32, a = (tid / 32) * 8 + lane % 8, boff = lane / 8;
+  if (a >= tw) return;
+RRSR_PM_UNROLL
+  for (int m = 0; m < kTc2Cells; ++m) {
+    const int bb = boff + 4 * m;
+    if (bb >= tw) continue;
+    float v = 0.0f;
+    for (int dx = 0; dx < k; ++dx) v += g[(a + dx) * kTcLdg + bb + dx];
+    if (k == 3) {
+      rows.s[2][m] = rows.s[2][m] + v;
+      rows.s[1][m] = rows.s[1][m] + v;
+    } else if (k == 2) {
+      rows.s[1][m] = rows.s[1][m] + v;
+    }
+    rows.s[0][m] = v;
+  }
+}
+
+// Thread tid's best over its cells of the finished row (the oldest, s[k - 1]) -> pbest[l / 8][a]; then the rows
+// shift by one for the next pixel row.
+__host__ __device__ __forceinline__ void tc2_scan(const TcDims& d, const TcBlock& blk, const float* den_b, int delta,
+                                                  int r0, int t, int tid, Tc2Rows& rows, Tc2Smem& sm) {
+  const int lane = tid % 32, a = (tid / 32) * 8 + lane % 8, boff = lane / 8;
+  float best = -INFINITY;
+  int best_r = -1;
+  if (a < d.tw && blk.x0 + a < d.wp) {
+    const int ry = blk.y0 + t - delta;
+    const int rbase = ry * d.wrp + r0, b_end = tc_min(d.tw, d.wrp - r0);
+RRSR_PM_UNROLL
+    for (int m = 0; m < kTc2Cells; ++m) {
+      const int bb = boff + 4 * m;
+      if (bb >= b_end) continue;
+      const float row = d.k == 3 ? rows.s[2][m] : (d.k == 2 ? rows.s[1][m] : rows.s[0][m]);
+      const int r = rbase + bb;
+      const float sc = row / den_b[r];
+      if (tc_better(sc, r, best, best_r)) {
+        best = sc;
+        best_r = r;
+      }
+    }
+  }
+  sm.pbest[boff][a] = best;
+  sm.pbest_r[boff][a] = best_r;
+}
+
+// After each pixel row: the rows move up one place (s[0] is assigned next time).
+__host__ __device__ __forceinline__ void tc2_shift(int k, Tc2Rows& rows) {
+RRSR_PM_UNROLL
+  for (int m = 0; m < kTc2Cells; ++m) {
+    if (k == 3) rows.s[2][m] = rows.s[1][m];
+    if (k >= 2) rows.s[1][m] = rows.s[0][m];
+  }
+}
+
+// ---- tensor-core kernels
+
+template <typename T>
+__global__ void tc_prep_kernel(const T* __restrict__ x, int64_t pixels, int c, int cp, int64_t hw,
+                               __half* __restrict__ out16, float* __restrict__ norm, float* __restrict__ sq) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= pixels) return;
+  const float nn = tc_prep_pixel(x, i, c, cp, hw, out16, norm + i);
+  if (sq != nullptr) sq[i] = nn;
+}
+
+// grid (ceil(wp / tw), ceil(hp / kTcRows), n * splits), kTcThreads threads, sizeof(TcSmem) dynamic shared memory.
+// Only sequences the phases above (tests/plugins/pm_tc_host_check.cu replays the same sequence on the CPU).
+__global__ void __launch_bounds__(kTcThreads) tc_match_kernel(TcDims d, const __half* __restrict__ fin,
+                                                              const __half* __restrict__ fref,
+                                                              const float* __restrict__ den, float* __restrict__ pscore,
+                                                              int* __restrict__ pidx) {
+  extern __shared__ __align__(128) unsigned char tc_smem_raw[];
+  TcSmem& sm = *reinterpret_cast<TcSmem*>(tc_smem_raw);
+  const TcBlock blk = tc_block(d, static_cast<int>(blockIdx.x), static_cast<int>(blockIdx.y),
+                               static_cast<int>(blockIdx.z));
+  const int tid = static_cast<int>(threadIdx.x), warp = tid / 32;
+  const __half* fin_b = fin + static_cast<int64_t>(blk.b) * d.h * d.w * d.cp;
+  const __half* fref_b = fref + static_cast<int64_t>(blk.b) * d.hr * d.wr * d.cp;
+  const float* den_b = den + static_cast<int64_t>(blk.b) * d.hrp * d.wrp;
+  tc_init_best(sm, tid);
+  for (int delta = blk.d_lo; delta < blk.d_hi; ++delta) {
+    int t_lo, t_hi;
+    tc_rows(d, blk, delta, &t_lo, &t_hi);
+    if (t_lo >= t_hi) continue;
+    for (int r0 = 0; r0 < d.wrp; r0 += d.tw) {
+      for (int u = t_lo; u < t_hi + d.k - 1; ++u) {
+        const int i = blk.y0 + u, j = i - delta;
+        cuda::MmaAcc acc[2];
+        cuda::mma_zero(acc[0]);
+        cuda::mma_zero(acc[1]);
+        for (int c0 = 0; c0 < d.cp; c0 += kTcKc) {
+          __syncthreads();  // the previous stage (and, first time round, S / best of the previous row) is consumed
+          tc_load_chunk(d, fin_b, fref_b, i, j, blk.x0, r0, c0, tid, sm);
+          __syncthreads();
+          tc_mma_chunk(sm, warp, tc_min(kTcKc, d.cp - c0), acc);
+        }
+        tc_store_g(acc, warp, sm);
+        __syncthreads();
+        tc_diag_add(sm, d.k, d.tw, u, tid);
+        __syncthreads();
+        const int t = u - (d.k - 1);
+        if (t >= t_lo) {  // block-uniform
+          tc_scan_row(d, blk, den_b, delta, r0, t, tid, sm);
+          __syncthreads();
+          tc_update_best(d, blk, t, tid, sm);
+        }
+      }
+    }
+  }
+  __syncthreads();
+  tc_store_partial(d, blk, sm, tid, pscore, pidx);
+}
+
+// v2 (cp <= 256): grid and launch as tc_match_kernel, sizeof(Tc2Smem) dynamic shared memory (~142 KB: one block
+// per SM, whose next operands are always in flight). Only sequences the phases above.
+__global__ void __launch_bounds__(kTcThreads, 1) tc2_match_kernel(TcDims d, const __half* __restrict__ fin,
+                                                               const __half* __restrict__ fref,
+                                                               const float* __restrict__ den,
+                                                               float* __restrict__ pscore, int* __restrict__ pidx) {
+  extern __shared__ __align__(128) unsigned char tc_smem_raw[];
+  Tc2Smem& sm = *reinterpret_cast<Tc2Smem*>(tc_smem_raw);
+  const TcBlock blk = tc_block(d, static_cast<int>(blockIdx.x), static_cast<int>(blockIdx.y),
+                               static_cast<int>(blockIdx.z));
+  const int tid = static_cast<int>(threadIdx.x), warp = tid / 32;
+  const __half* fin_b = fin + static_cast<int64_t>(blk.b) * d.h * d.w * d.cp;
+  const __half* fref_b = fref + static_cast<int64_t>(blk.b) * d.hr * d.wr * d.cp;
+  const float* den_b = den + static_cast<int64_t>(blk.b) * d.hrp * d.wrp;
+  tc_init_best(sm, tid);
+  Tc2Item cur;
+  bool have = tc2_first_of(d, blk, blk.d_lo, &cur);
+  if (have) tc2_issue(d, fin_b, fref_b, blk, cur, tid, sm.stage[0]);
+  cuda::cp_async_commit();
+  Tc2Rows rows;
+  int buf = 0;
+  while (have) {
+    cuda::cp_async_wait_all();
+    __syncthreads();  // this item's operands are in for every thread; the other stage (last G) is consumed
+    Tc2Item nxt = cur;
+    const bool more = tc2_next(d, blk, &nxt);
+    if (more) tc2_issue(d, fin_b, fref_b, blk, nxt, tid, sm.stage[buf ^ 1]);
+    cuda::cp_async_commit();
+    cuda::MmaAcc acc[2];
+    tc2_mma(sm.stage[buf], d.cp, warp, acc);
+    __syncthreads();  // every warp is done with the operands G goes over
+    tc2_store_g(acc, warp, tc2_g(sm, buf));
+    __syncthreads();
+    tc2_diag_add(tc2_g(sm, buf), d.k, d.tw, tid, rows);
+    const int t = cur.u - (d.k - 1);
+    if (t >= cur.t_lo) {  // block-uniform
+      tc2_scan(d, blk, den_b, cur.delta, cur.r0, t, tid, rows, sm);
+      __syncthreads();
+      tc_update_best(d, blk, t, tid, sm);
+    }
+    tc2_shift(d.k, rows);
+    cur = nxt;
+    have = more;
+    buf ^= 1;
+  }
+  __syncthreads();
+  tc_store_partial(d, blk, sm, tid, pscore, pidx);
+}
+
+template <typename T>
+__global__ void tc_finish_kernel(TcDims d, const T* __restrict__ x_in, const T* __restrict__ x_ref,
+                                 const float* __restrict__ nin, const float* __restrict__ nref,
+                                 const float* __restrict__ den, const float* __restrict__ pscore,
+                                 const int* __restrict__ pidx, int64_t count, int32_t* __restrict__ index,
+                                 float* __restrict__ score) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= count) return;
+  tc_finish(d, x_in, x_ref, nin, nref, den, pscore, pidx, i, index, score);
+}
+
+// v2 needs cp <= 256 and ~142 KB of shared memory per block (H100/H200: 227 KB, Orin: 163 KB).
+inline bool tc2_fits(const TcDims& d) {
+  if (d.cp > kTc2MaxCp) return false;
+  int dev = 0, optin = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess ||
+      cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) != cudaSuccess)
+    return false;
+  return sizeof(Tc2Smem) <= static_cast<size_t>(optin);
+}
+
+template <typename T>
+int launch_tc(const Shape& s, const void* f_in, const void* f_ref, int32_t* index, float* score,
+              const TcWorkspace& ws, cudaStream_t stream) {
+  const int threads = 256;
+  const TcDims d = tc_dims(s);
+  const int64_t pin = s.n * s.h * s.w, pref = s.n * s.hr * s.wr;
+  tc_prep_kernel<T><<<blocks_for(pin, threads), threads, 0, stream>>>(static_cast<const T*>(f_in), pin, d.c, d.cp,
+                                                                      s.h * s.w, ws.fin, ws.nin, nullptr);
+  cudaError_t err = cudaGetLastError();
+  if (err != cudaSuccess) return static_cast<int>(err);
+  tc_prep_kernel<T><<<blocks_for(pref, threads), threads, 0, stream>>>(static_cast<const T*>(f_ref), pref, d.c, d.cp,
+                                                                       s.hr * s.wr, ws.fref, ws.nref, ws.sq);
+  if ((err = cudaGetLastError()) != cudaSuccess) return static_cast<int>(err);
+  const int64_t nden = s.n * s.hrp() * s.wrp();
+  patch_den_kernel<<<blocks_for(nden, threads), threads, 0, stream>>>(ws.sq, nden, d.hr, d.wr, d.k, d.hrp, d.wrp,
+                                                                       ws.den);
+  if ((err = cudaGetLastError()) != cudaSuccess) return static_cast<int>(err);
+  const dim3 grid(static_cast<unsigned>((d.wp + d.tw - 1) / d.tw), static_cast<unsigned>((d.hp + kTcRows - 1) / kTcRows),
+                  static_cast<unsigned>(d.n * d.splits));
+  if (tc2_fits(d)) {
+    const int smem = static_cast<int>(sizeof(Tc2Smem));
+    if ((err = cudaFuncSetAttribute(tc2_match_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem)) !=
+        cudaSuccess)
+      return static_cast<int>(err);
+    tc2_match_kernel<<<grid, kTcThreads, smem, stream>>>(d, ws.fin, ws.fref, ws.den, ws.pscore, ws.pidx);
+  } else {
+    const int smem = static_cast<int>(sizeof(TcSmem));
+    if ((err = cudaFuncSetAttribute(tc_match_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem)) !=
+        cudaSuccess)
+      return static_cast<int>(err);
+    tc_match_kernel<<<grid, kTcThreads, smem, stream>>>(d, ws.fin, ws.fref, ws.den, ws.pscore, ws.pidx);
+  }
+  if ((err = cudaGetLastError()) != cudaSuccess) return static_cast<int>(err);
+  const int64_t count = s.n * s.hp() * s.wp();
+  tc_finish_kernel<T><<<blocks_for(count, threads), threads, 0, stream>>>(
+      d, static_cast<const T*>(f_in), static_cast<const T*>(f_ref), ws.nin, ws.nref, ws.den, ws.pscore, ws.pidx, count,
+      index, score);
+  return static_cast<int>(cudaGetLastError());
+}
+
 }  // namespace
 
-size_t cuda_workspace_bytes(const Shape& s) { return workspace_floats(s, nullptr, nullptr) * sizeof(float); }
+namespace {
+// kAuto -> the kernel forward_cuda runs (launch.h)
+Algo resolve_algo(const Shape& s, DType t, Algo algo) {
+  if (algo != Algo::kAuto) return algo;
+  return (t == DType::kFloat16 && tc_supported(s)) ? Algo::kTensorCore : Algo::kSimt;
+}
+}  // namespace
+
+size_t cuda_workspace_bytes(const Shape& s, DType t, Algo algo) {
+  if (check_shape(s) != kOk) return workspace_floats(s, nullptr, nullptr) * sizeof(float);
+  if (resolve_algo(s, t, algo) == Algo::kTensorCore && tc_supported(s)) return tc_workspace_bytes(s, nullptr, nullptr);
+  return workspace_floats(s, nullptr, nullptr) * sizeof(float);
+}
+
+size_t cuda_workspace_bytes(const Shape& s) {
+  const size_t simt = workspace_floats(s, nullptr, nullptr) * sizeof(float);
+  if (check_shape(s) != kOk || !tc_supported(s)) return simt;
+  return std::max(simt, tc_workspace_bytes(s, nullptr, nullptr));
+}
 
 int forward_cuda(const Shape& s, DType t, const void* f_in, const void* f_ref, int32_t* index, float* score,
-                 void* workspace, size_t workspace_bytes, void* stream) {
+                 void* workspace, size_t workspace_bytes, void* stream, Algo algo) {
   if (check_shape(s) != kOk) return kErrInvalidArgument;
+  if (t != DType::kFloat32 && t != DType::kFloat16) return kErrUnsupportedDType;
+  algo = resolve_algo(s, t, algo);
+  if (algo != Algo::kSimt && algo != Algo::kTensorCore) return kErrInvalidArgument;
+  if (algo == Algo::kTensorCore && !tc_supported(s)) return kErrUnsupportedDType;
   if (s.n == 0) return kOk;
   if (f_in == nullptr || f_ref == nullptr || index == nullptr || score == nullptr || workspace == nullptr)
     return kErrInvalidArgument;
@@ -235,10 +949,17 @@ int forward_cuda(const Shape& s, DType t, const void* f_in, const void* f_ref, i
   if (s.c * s.k * s.k >= (int64_t{1} << 31) || s.c * s.h * s.w >= (int64_t{1} << 31) ||
       s.c * s.hr * s.wr >= (int64_t{1} << 31) || s.n > 65535)
     return kErrInvalidArgument;
-  if (workspace_bytes < cuda_workspace_bytes(s)) return kErrWorkspaceTooSmall;
+  cudaStream_t st = static_cast<cudaStream_t>(stream);
+  if (algo == Algo::kTensorCore) {
+    if (workspace_bytes < tc_workspace_bytes(s, nullptr, nullptr)) return kErrWorkspaceTooSmall;
+    TcWorkspace ws;
+    tc_workspace_bytes(s, &ws, workspace);
+    return t == DType::kFloat32 ? launch_tc<float>(s, f_in, f_ref, index, score, ws, st)
+                                : launch_tc<__half>(s, f_in, f_ref, index, score, ws, st);
+  }
+  if (workspace_bytes < workspace_floats(s, nullptr, nullptr) * sizeof(float)) return kErrWorkspaceTooSmall;
   Workspace ws;
   workspace_floats(s, &ws, workspace);
-  cudaStream_t st = static_cast<cudaStream_t>(stream);
   switch (t) {
     case DType::kFloat32: return launch<float>(s, f_in, f_ref, index, score, ws, st);
     case DType::kFloat16: return launch<__half>(s, f_in, f_ref, index, score, ws, st);

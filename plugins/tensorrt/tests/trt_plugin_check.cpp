@@ -8,7 +8,6 @@
 // Prints one JSON line describing the creators ({"creators": [...]}, compared with plugins/ops/*.json by
 // tests/plugins/test_plugin_tensorrt.py), then "ok <check>" / "FAIL <check>: ..." lines; exit status = failures.
 #include <NvInferRuntime.h>
-#include <dlfcn.h>
 
 #include <cstdint>
 #include <cstdio>
@@ -17,7 +16,10 @@
 #include <string>
 #include <vector>
 
+#include "trt_test_util.h"  // logger/finder/recorder, stand-in IExprBuilder, descriptors, fields, library loading
+
 using namespace nvinfer1;
+using namespace rrsr_trt_test;
 
 namespace {
 
@@ -31,178 +33,8 @@ void check(bool ok, const std::string& name, const std::string& detail = "") {
   }
 }
 
-// ---- logger / finder / error recorder
-struct CaptureLogger : ILogger {
-  std::vector<std::pair<Severity, std::string>> msgs;
-  void log(Severity s, AsciiChar const* m) noexcept override { msgs.emplace_back(s, m ? m : ""); }
-  std::string last_error() const {
-    for (auto it = msgs.rbegin(); it != msgs.rend(); ++it)
-      if (it->first <= Severity::kERROR) return it->second;
-    return "";
-  }
-  bool has(Severity s, const std::string& sub) const {
-    for (auto& m : msgs)
-      if (m.first == s && m.second.find(sub) != std::string::npos) return true;
-    return false;
-  }
-};
 CaptureLogger g_logger;
-
-struct Finder : ILoggerFinder {
-  ILogger* findLogger() override { return &g_logger; }
-};
-Finder g_finder;
-
-struct Recorder : IErrorRecorder {
-  std::vector<std::pair<ErrorCode, std::string>> errs;
-  int32_t getNbErrors() const noexcept override { return static_cast<int32_t>(errs.size()); }
-  ErrorCode getErrorCode(int32_t i) const noexcept override { return errs[static_cast<size_t>(i)].first; }
-  ErrorDesc getErrorDesc(int32_t i) const noexcept override { return errs[static_cast<size_t>(i)].second.c_str(); }
-  bool hasOverflowed() const noexcept override { return false; }
-  void clear() noexcept override { errs.clear(); }
-  bool reportError(ErrorCode c, ErrorDesc d) noexcept override {
-    errs.emplace_back(c, d ? d : "");
-    return true;
-  }
-  RefCount incRefCount() noexcept override { return 1; }
-  RefCount decRefCount() noexcept override { return 0; }
-};
-
-struct ResourceContext : IPluginResourceContext {
-  Recorder* rec;
-  explicit ResourceContext(Recorder* r) : rec(r) {}
-  IGpuAllocator* getGpuAllocator() const noexcept override { return nullptr; }
-  IErrorRecorder* getErrorRecorder() const noexcept override { return rec; }
-};
-
-// ---- a stand-in IExprBuilder that evaluates constant expressions (enough to check output-shape formulas)
-struct ConstExprImpl : apiv::VDimensionExpr {
-  int64_t v;
-  explicit ConstExprImpl(int64_t x) : v(x) {}
-  bool isConstant() const override { return true; }
-  int64_t getConstantValue() const override { return v; }
-  bool isSizeTensor() const override { return false; }
-};
-struct ConstExpr : IDimensionExpr {
-  ConstExprImpl impl;
-  explicit ConstExpr(int64_t x) : impl(x) { mImpl = &impl; }
-};
-struct BuilderImpl : apiv::VExprBuilder {
-  std::vector<std::unique_ptr<ConstExpr>> pool;
-  IDimensionExpr const* constant(int64_t v) override {
-    pool.emplace_back(new ConstExpr(v));
-    return pool.back().get();
-  }
-  IDimensionExpr const* operation(DimensionOperation op, IDimensionExpr const& a, IDimensionExpr const& b) override {
-    const int64_t x = a.getConstantValue(), y = b.getConstantValue();
-    int64_t r = 0;
-    switch (op) {
-      case DimensionOperation::kSUM: r = x + y; break;
-      case DimensionOperation::kPROD: r = x * y; break;
-      case DimensionOperation::kMAX: r = x > y ? x : y; break;
-      case DimensionOperation::kMIN: r = x < y ? x : y; break;
-      case DimensionOperation::kSUB: r = x - y; break;
-      case DimensionOperation::kEQUAL: r = x == y; break;
-      case DimensionOperation::kLESS: r = x < y; break;
-      case DimensionOperation::kFLOOR_DIV: r = x / y - ((x % y != 0) && ((x < 0) != (y < 0))); break;
-      case DimensionOperation::kCEIL_DIV: r = x / y + ((x % y != 0) && ((x < 0) == (y < 0))); break;
-      default: return nullptr;
-    }
-    return constant(r);
-  }
-  IDimensionExpr const* declareSizeTensor(int32_t, IDimensionExpr const&, IDimensionExpr const&) override {
-    return nullptr;
-  }
-};
-struct Builder : IExprBuilder {
-  BuilderImpl impl;
-  Builder() { mImpl = &impl; }
-};
-
-// ---- helpers
-Dims dims(std::initializer_list<int64_t> d) {
-  Dims r{};
-  r.nbDims = static_cast<int32_t>(d.size());
-  int i = 0;
-  for (int64_t x : d) r.d[i++] = x;
-  return r;
-}
-
-DynamicPluginTensorDesc dyn(const Dims& d, DataType t, TensorFormat f = TensorFormat::kLINEAR) {
-  DynamicPluginTensorDesc x{};
-  x.desc.dims = d;
-  x.desc.type = t;
-  x.desc.format = f;
-  x.desc.scale = 1.0f;
-  x.min = d;
-  x.opt = d;
-  x.max = d;
-  return x;
-}
-
-struct Field {
-  std::string name;
-  PluginFieldType type;
-  std::vector<int32_t> i32;
-  std::vector<int64_t> i64;
-  std::vector<float> f32;
-  int32_t length = -1;  // -1: from the data
-  bool null_data = false;
-};
-
-// Owns the storage of a PluginFieldCollection built from Fields.
-struct Fc {
-  std::vector<Field> src;
-  std::vector<PluginField> pf;
-  PluginFieldCollection fc{};
-  explicit Fc(std::vector<Field> f) : src(std::move(f)) {
-    for (auto& x : src) {
-      const void* data = x.type == PluginFieldType::kINT64   ? static_cast<const void*>(x.i64.data())
-                         : x.type == PluginFieldType::kFLOAT32 ? static_cast<const void*>(x.f32.data())
-                                                               : static_cast<const void*>(x.i32.data());
-      const int32_t n = x.length >= 0 ? x.length
-                        : x.type == PluginFieldType::kINT64   ? static_cast<int32_t>(x.i64.size())
-                        : x.type == PluginFieldType::kFLOAT32 ? static_cast<int32_t>(x.f32.size())
-                                                              : static_cast<int32_t>(x.i32.size());
-      pf.emplace_back(x.name.c_str(), x.null_data ? nullptr : data, x.type, n);
-    }
-    fc.nbFields = static_cast<int32_t>(pf.size());
-    fc.fields = pf.empty() ? nullptr : pf.data();
-  }
-};
-Field i32(const std::string& n, std::vector<int32_t> v) { return Field{n, PluginFieldType::kINT32, std::move(v), {}, {}}; }
-
-// name -> int values of a collection (kINT32 only; anything else is reported as a failure)
-std::vector<std::pair<std::string, std::vector<int64_t>>> read_fc(const PluginFieldCollection* fc, bool* ok) {
-  std::vector<std::pair<std::string, std::vector<int64_t>>> r;
-  *ok = fc != nullptr;
-  if (!fc) return r;
-  for (int32_t i = 0; i < fc->nbFields; ++i) {
-    const PluginField& f = fc->fields[i];
-    if (f.type != PluginFieldType::kINT32 || f.data == nullptr) *ok = false;
-    std::vector<int64_t> v;
-    for (int32_t k = 0; f.data && k < f.length; ++k) v.push_back(static_cast<const int32_t*>(f.data)[k]);
-    r.emplace_back(f.name ? f.name : "", v);
-  }
-  return r;
-}
-
-std::string fc_str(const std::vector<std::pair<std::string, std::vector<int64_t>>>& v) {
-  std::string s;
-  for (auto& p : v) {
-    s += p.first + "=[";
-    for (size_t i = 0; i < p.second.size(); ++i) s += (i ? "," : "") + std::to_string(p.second[i]);
-    s += "] ";
-  }
-  return s;
-}
-
-template <typename T>
-T* cap(IPluginV3* p, PluginCapabilityType t) {
-  return static_cast<T*>(p->getCapabilityInterface(t));
-}
-
-void destroy(IPluginV3* p) { delete p; }
+Finder g_finder(&g_logger);
 
 std::string json_escape(const std::string& s) {
   std::string r;
@@ -771,22 +603,13 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "usage: %s <librrsr_trt_plugins_dynamic.so>\n", argv[0]);
     return 2;
   }
-  void* lib = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
-  if (!lib) {
-    std::fprintf(stderr, "dlopen failed: %s\n", dlerror());
+  PluginLibrary lib;
+  if (!lib.open(argv[1], &g_finder)) {
+    std::fprintf(stderr, "%s\n", lib.error.c_str());
     return 2;
   }
-  using SetFinder = void (*)(ILoggerFinder*);
-  using GetCreators = IPluginCreatorInterface* const* (*)(int32_t&);
-  auto set_finder = reinterpret_cast<SetFinder>(dlsym(lib, "setLoggerFinder"));
-  auto get_creators = reinterpret_cast<GetCreators>(dlsym(lib, "getCreators"));
-  if (!set_finder || !get_creators) {
-    std::fprintf(stderr, "library lacks setLoggerFinder/getCreators\n");
-    return 2;
-  }
-  set_finder(&g_finder);
-  int32_t nb = 0;
-  IPluginCreatorInterface* const* creators = get_creators(nb);
+  const int32_t nb = lib.nb_creators;
+  IPluginCreatorInterface* const* creators = lib.creators;
   // describe
   std::string js = "{\"creators\": [";
   IPluginCreatorV3One* mdcn = nullptr;

@@ -1,0 +1,182 @@
+// Host replay of RrsrPatchMatch's tensor-core CUDA path (plugins/kernels/patch_match/patch_match.cu, Algo::
+// kTensorCore) for tests/plugins/test_plugin_cuda_patch_match_tc.py. No GPU: the kernels' __host__ __device__ phase
+// functions run here in the order the GPU runs them -- the prep kernels per pixel, tc_match_kernel block by block
+// (threads for the loads / sums / best updates, warps for the tensor-core tiles via mma_tile.cuh's host emulation,
+// one loop per phase standing in for each __syncthreads()), then the split merge + FP32 score per input patch.
+//
+// usage: pm_tc_host_check n c h w hr wr k fp16 in.bin ref.bin out.bin [splits [variant]]
+//        pm_tc_host_check n c h w hr wr k      (prints the workspace sizes: SIMT, tensor core, cuda_workspace_bytes)
+//   in.bin / ref.bin: float32 NCHW (fp16 = 1: rounded to FP16 and run as __half inputs); out.bin: int32 index then
+//   float32 score, each [n][h - k + 1][w - k + 1]. splits overrides the kernel's z-split count (0 / absent: its own);
+//   variant 1 / 2 picks tc_match_kernel / tc2_match_kernel (absent: 2 when the padded channels are <= 256, as the
+//   launcher does on a device with enough shared memory).
+#include "plugins/kernels/patch_match/patch_match.cu"
+
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <vector>
+
+using namespace rrsr::patch_match;
+using rrsr::cuda::MmaAcc;
+
+// tc2_match_kernel (v2) for one block: the same loop as the kernel, each phase over all threads / warps in turn.
+// The threads' register rows (Tc2Rows) are an array here; cp.async copies land at once (async_copy.cuh).
+static void replay_tc2_block(const TcDims& d, const TcBlock& blk, const __half* fin_b, const __half* fref_b,
+                             const float* den_b, Tc2Smem& sm, float* pscore, int* pidx) {
+  constexpr int kWarps = kTcThreads / 32;
+  static MmaAcc acc[kWarps][2];
+  static Tc2Rows rows[kTcThreads];
+  for (auto& r : rows)  // garbage in rows that are never finished must not matter
+    for (auto& dy : r.s)
+      for (float& v : dy) v = 1e30f;
+  for (int tid = 0; tid < kTcThreads; ++tid) tc_init_best(sm, tid);
+  Tc2Item cur;
+  bool have = tc2_first_of(d, blk, blk.d_lo, &cur);
+  if (have)
+    for (int tid = 0; tid < kTcThreads; ++tid) tc2_issue(d, fin_b, fref_b, blk, cur, tid, sm.stage[0]);
+  int buf = 0;
+  while (have) {
+    const int i = blk.y0 + cur.u, j = i - cur.delta;
+    if (i < 0 || i >= d.h || j < 0 || j >= d.hr) std::abort();  // every item stays inside both maps
+    Tc2Item nxt = cur;
+    const bool more = tc2_next(d, blk, &nxt);
+    if (more)
+      for (int tid = 0; tid < kTcThreads; ++tid) tc2_issue(d, fin_b, fref_b, blk, nxt, tid, sm.stage[buf ^ 1]);
+    for (int w = 0; w < kWarps; ++w) tc2_mma(sm.stage[buf], d.cp, w, acc[w]);
+    for (int w = 0; w < kWarps; ++w) tc2_store_g(acc[w], w, tc2_g(sm, buf));
+    for (int tid = 0; tid < kTcThreads; ++tid) tc2_diag_add(tc2_g(sm, buf), d.k, d.tw, tid, rows[tid]);
+    const int t = cur.u - (d.k - 1);
+    if (t >= cur.t_lo) {
+      for (int tid = 0; tid < kTcThreads; ++tid) tc2_scan(d, blk, den_b, cur.delta, cur.r0, t, tid, rows[tid], sm);
+      for (int tid = 0; tid < kTcThreads; ++tid) tc_update_best(d, blk, t, tid, sm);
+    }
+    for (int tid = 0; tid < kTcThreads; ++tid) tc2_shift(d.k, rows[tid]);
+    cur = nxt;
+    have = more;
+    buf ^= 1;
+  }
+  for (int tid = 0; tid < kTcThreads; ++tid) tc_store_partial(d, blk, sm, tid, pscore, pidx);
+}
+
+// variant: 1 = tc_match_kernel, 2 = tc2_match_kernel (what launch_tc runs when cp <= 256 and it fits the device).
+template <typename T>
+static void replay_tc(const Shape& s, int splits, int variant, const std::vector<T>& x, const std::vector<T>& y,
+                      std::vector<int32_t>& index, std::vector<float>& score) {
+  TcDims d = tc_dims(s);
+  if (splits > 0) d.splits = splits;
+  const int64_t pin = s.n * s.h * s.w, pref = s.n * s.hr * s.wr, nden = s.n * s.hrp() * s.wrp();
+  const int64_t q_count = s.hp() * s.wp();
+  std::vector<__half> fin(pin * d.cp), fref(pref * d.cp);
+  std::vector<float> nin(pin), nref(pref), sq(pref), den(nden);
+  std::vector<float> pscore(static_cast<size_t>(d.splits) * s.n * q_count, -1.0f);
+  std::vector<int> pidx(pscore.size(), -7);  // every entry must be written by the match kernel
+  // 1. prep kernels
+  for (int64_t i = 0; i < pin; ++i) tc_prep_pixel(x.data(), i, d.c, d.cp, s.h * s.w, fin.data(), &nin[i]);
+  for (int64_t i = 0; i < pref; ++i) sq[i] = tc_prep_pixel(y.data(), i, d.c, d.cp, s.hr * s.wr, fref.data(), &nref[i]);
+  // 2. patch denominators
+  for (int64_t i = 0; i < nden; ++i) den[i] = patch_den(sq.data(), i, d.hr, d.wr, d.k, d.hrp, d.wrp);
+  // 3. the match kernel, block by block
+  const int gx = (d.wp + d.tw - 1) / d.tw, gy = (d.hp + kTcRows - 1) / kTcRows, gz = d.n * d.splits;
+  if (variant == 2) {
+    std::unique_ptr<Tc2Smem> sm2(new Tc2Smem);
+    for (int bz = 0; bz < gz; ++bz)
+      for (int by = 0; by < gy; ++by)
+        for (int bx = 0; bx < gx; ++bx) {
+          const TcBlock blk = tc_block(d, bx, by, bz);
+          replay_tc2_block(d, blk, fin.data() + static_cast<int64_t>(blk.b) * d.h * d.w * d.cp,
+                           fref.data() + static_cast<int64_t>(blk.b) * d.hr * d.wr * d.cp,
+                           den.data() + static_cast<int64_t>(blk.b) * d.hrp * d.wrp, *sm2, pscore.data(), pidx.data());
+        }
+  }
+  std::unique_ptr<TcSmem> smp(new TcSmem);
+  TcSmem& sm = *smp;
+  constexpr int kWarps = kTcThreads / 32;
+  static MmaAcc acc[kWarps][2];
+  for (int bz = 0; bz < (variant == 2 ? 0 : gz); ++bz)
+    for (int by = 0; by < gy; ++by)
+      for (int bx = 0; bx < gx; ++bx) {
+        const TcBlock blk = tc_block(d, bx, by, bz);
+        const __half* fin_b = fin.data() + static_cast<int64_t>(blk.b) * d.h * d.w * d.cp;
+        const __half* fref_b = fref.data() + static_cast<int64_t>(blk.b) * d.hr * d.wr * d.cp;
+        const float* den_b = den.data() + static_cast<int64_t>(blk.b) * d.hrp * d.wrp;
+        for (int tid = 0; tid < kTcThreads; ++tid) tc_init_best(sm, tid);
+        for (int delta = blk.d_lo; delta < blk.d_hi; ++delta) {
+          int t_lo, t_hi;
+          tc_rows(d, blk, delta, &t_lo, &t_hi);
+          if (t_lo >= t_hi) continue;
+          for (int r0 = 0; r0 < d.wrp; r0 += d.tw) {
+            for (int u = t_lo; u < t_hi + d.k - 1; ++u) {
+              const int i = blk.y0 + u, j = i - delta;
+              if (i < 0 || i >= d.h || j < 0 || j >= d.hr) std::abort();  // the row loop must stay inside both maps
+              for (auto& w : acc) {
+                rrsr::cuda::mma_zero(w[0]);
+                rrsr::cuda::mma_zero(w[1]);
+              }
+              for (int c0 = 0; c0 < d.cp; c0 += kTcKc) {
+                for (int tid = 0; tid < kTcThreads; ++tid)
+                  tc_load_chunk(d, fin_b, fref_b, i, j, blk.x0, r0, c0, tid, sm);
+                for (int w = 0; w < kWarps; ++w) tc_mma_chunk(sm, w, tc_min(kTcKc, d.cp - c0), acc[w]);
+              }
+              for (int w = 0; w < kWarps; ++w) tc_store_g(acc[w], w, sm);
+              for (int tid = 0; tid < kTcThreads; ++tid) tc_diag_add(sm, d.k, d.tw, u, tid);
+              const int t = u - (d.k - 1);
+              if (t >= t_lo) {
+                for (int tid = 0; tid < kTcThreads; ++tid) tc_scan_row(d, blk, den_b, delta, r0, t, tid, sm);
+                for (int tid = 0; tid < kTcThreads; ++tid) tc_update_best(d, blk, t, tid, sm);
+              }
+            }
+          }
+        }
+        for (int tid = 0; tid < kTcThreads; ++tid) tc_store_partial(d, blk, sm, tid, pscore.data(), pidx.data());
+      }
+  for (int v : pidx)
+    if (v < -1) std::abort();  // a partial result no block wrote
+  // 4. merge over splits + FP32 score
+  for (int64_t i = 0; i < s.n * q_count; ++i)
+    tc_finish(d, x.data(), y.data(), nin.data(), nref.data(), den.data(), pscore.data(), pidx.data(), i, index.data(),
+              score.data());
+}
+
+int main(int argc, char** argv) {
+  if (argc == 8) {  // pm_tc_host_check n c h w hr wr k: print the workspace sizes only
+    long v[7];
+    for (int i = 0; i < 7; ++i) v[i] = std::atol(argv[1 + i]);
+    const Shape s{v[0], v[1], v[2], v[3], v[4], v[5], v[6]};
+    std::printf("simt %zu tc %zu total %zu splits %d\n", workspace_floats(s, nullptr, nullptr) * sizeof(float),
+                tc_workspace_bytes(s, nullptr, nullptr), cuda_workspace_bytes(s), tc_splits(s));
+    return 0;
+  }
+  if (argc < 12 || argc > 14) return 2;
+  long v[8];
+  for (int i = 0; i < 8; ++i) v[i] = std::atol(argv[1 + i]);
+  const int splits = argc >= 13 ? std::atoi(argv[12]) : 0;
+  const Shape s{v[0], v[1], v[2], v[3], v[4], v[5], v[6]};
+  const int variant = argc == 14 ? std::atoi(argv[13]) : (tc_channels_padded(s.c) <= kTc2MaxCp ? 2 : 1);
+  if (variant == 2 && tc_channels_padded(s.c) > kTc2MaxCp) return 5;
+  if (check_shape(s) != rrsr::kOk || !tc_supported(s)) return 4;
+  std::vector<float> x(s.n * s.c * s.h * s.w), y(s.n * s.c * s.hr * s.wr);
+  FILE* f = std::fopen(argv[9], "rb");
+  if (!f || std::fread(x.data(), 4, x.size(), f) != x.size()) return 3;
+  std::fclose(f);
+  f = std::fopen(argv[10], "rb");
+  if (!f || std::fread(y.data(), 4, y.size(), f) != y.size()) return 3;
+  std::fclose(f);
+  std::vector<int32_t> index(s.n * s.hp() * s.wp());
+  std::vector<float> score(index.size());
+  if (v[7]) {
+    std::vector<__half> hx(x.size()), hy(y.size());
+    for (size_t i = 0; i < x.size(); ++i) hx[i] = __float2half(x[i]);
+    for (size_t i = 0; i < y.size(); ++i) hy[i] = __float2half(y[i]);
+    replay_tc(s, splits, variant, hx, hy, index, score);
+  } else {
+    replay_tc(s, splits, variant, x, y, index, score);
+  }
+  f = std::fopen(argv[11], "wb");
+  if (!f) return 3;
+  std::fwrite(index.data(), 4, index.size(), f);
+  std::fwrite(score.data(), 4, score.size(), f);
+  std::fclose(f);
+  std::printf("splits %d variant %d\n", splits > 0 ? splits : tc_dims(s).splits, variant);
+  return 0;
+}
