@@ -102,14 +102,18 @@ def uses_custom_ops(model: ModelLike) -> bool:
     return any(n.domain in domains for n in _proto(model).graph.node)
 
 
-def ort_session(model: ModelLike, providers: Optional[list[str]] = None, library: Optional[str] = None):
+def ort_session(model: ModelLike, providers: Optional[list[str]] = None, library: Optional[str] = None,
+                threads: Optional[int] = None):
     """An onnxruntime InferenceSession; graphs with rrsr nodes get the project's custom-op library
-    (``library`` or the built one). Raises FileNotFoundError naming the build command when it is missing."""
+    (``library`` or the built one). Raises FileNotFoundError naming the build command when it is missing.
+    ``threads``: intra-op threads (ORT's default: one per core), which the custom ops' CPU kernels also use."""
     import onnxruntime as ort
 
     from plugins.ort_library import require_library
     so = ort.SessionOptions()
     so.log_severity_level = 3
+    if threads:
+        so.intra_op_num_threads = int(threads)
     if uses_custom_ops(model):
         so.register_custom_ops_library(library or require_library())
     data = model.SerializeToString() if isinstance(model, onnx.ModelProto) else str(model)

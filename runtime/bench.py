@@ -137,7 +137,8 @@ class _Null:
         pass
 
 
-def candidates(ckpt, onnx, engines, plugins, device: str, cpu_fp16: bool) -> list[tuple[str, Optional[Loader], str]]:
+def candidates(ckpt, onnx, engines, plugins, device: str, cpu_fp16: bool,
+               threads: Optional[int] = None) -> list[tuple[str, Optional[Loader], str]]:
     """(label, loader or None, why skipped)."""
     dev = resolve_device(device)
     out = [("torch fp32", TorchLoader(ckpt, precision="fp32", device=dev), "")]
@@ -147,7 +148,7 @@ def candidates(ckpt, onnx, engines, plugins, device: str, cpu_fp16: bool) -> lis
         out.append(("torch fp16", None, "PyTorch FP16 on the CPU is emulated and slow: not timed (--cpu-fp16 to time it)"))
     for p in onnx:
         # CUDA provider when onnxruntime-gpu has it, else the CPU provider (the row says which)
-        out.append((f"ort {p}", OrtLoader(p, device="auto" if dev.startswith("cuda") else "cpu"), ""))
+        out.append((f"ort {p}", OrtLoader(p, device="auto" if dev.startswith("cuda") else "cpu", threads=threads), ""))
     for e in engines:
         out.append((f"trt {e}", TrtLoader(e, plugins, device=dev if dev.startswith("cuda") else "cuda:0"), ""))
     return out
@@ -177,8 +178,9 @@ def format_table(rows: list[BenchRow]) -> str:
 @click.option("--runs", type=click.IntRange(min=1), default=10, show_default=True, help="Timed runs per size.")
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:N or auto.")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
-              help="PyTorch CPU threads (torch.set_num_threads) [default: PyTorch's]; on a CPU shared with other "
-                   "jobs, fewer threads than cores avoids OpenMP spin-waiting. ONNX Runtime keeps its default.")
+              help="CPU threads of PyTorch (torch.set_num_threads) and ONNX Runtime (intra-op threads, also used by "
+                   "the custom ops' CPU kernels) [default: each library's own]; on a CPU shared with other jobs, "
+                   "fewer threads than cores avoids spin-waiting.")
 @click.option("--cpu-fp16", is_flag=True, help="Also time PyTorch FP16 on the CPU (slow; off by default).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the rows as JSON here.")
 @click_errors
@@ -189,7 +191,7 @@ def main(ckpt, onnx, engines, plugins, sizes, warmup, runs, device, threads, cpu
     if threads:
         torch.set_num_threads(threads)
     rows, skipped, described = [], [], []
-    for label, loader, why in candidates(ckpt, onnx, engines, plugins, device, cpu_fp16):
+    for label, loader, why in candidates(ckpt, onnx, engines, plugins, device, cpu_fp16, threads):
         if loader is None:
             skipped.append(f"{label}: {why}")
             continue

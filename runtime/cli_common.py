@@ -28,7 +28,8 @@ def sizes_option(ctx, param, value):
 
 
 def model_options(f):
-    """--engine/--onnx/--ckpt (+ --feature-ckpt/--vgg-ckpt, --plugins), --backend, --precision, --device."""
+    """--engine/--onnx/--ckpt (+ --feature-ckpt/--vgg-ckpt, --plugins), --backend, --precision, --device,
+    --torch-kernels."""
     opts = [
         click.option("--engine", type=click.Path(dir_okay=False), help="TensorRT engine (rrsr-build-engine; needs its .json sidecar)."),
         click.option("--onnx", "onnx_path", type=click.Path(dir_okay=False), help="ONNX graph (rrsr-export), run in ONNX Runtime."),
@@ -41,15 +42,20 @@ def model_options(f):
         click.option("--precision", type=click.Choice(["fp32", "fp16"]), default="fp32", show_default=True,
                      help="PyTorch only (FP16 policy of rrsr_model.precision); ONNX graphs and engines carry their own."),
         click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:N or auto."),
+        click.option("--torch-kernels", type=click.Choice(["auto", "compiled", "reference"]), default="auto",
+                     show_default=True,
+                     help="PyTorch on CUDA: the project's compiled CUDA kernels (plugins/torch, built on first use) or "
+                          "PyTorch's reference ops; auto = compiled for --precision fp16, reference for fp32."),
     ]
     for o in reversed(opts):
         f = o(f)
     return f
 
 
-def model_files(engine, onnx_path, ckpt, feature_ckpt, vgg_ckpt, plugins, precision) -> ModelFiles:
+def model_files(engine, onnx_path, ckpt, feature_ckpt, vgg_ckpt, plugins, precision,
+                torch_kernels: str = "auto") -> ModelFiles:
     return ModelFiles(engine=engine, onnx=onnx_path, ckpt=ckpt, feature_ckpt=feature_ckpt, vgg_ckpt=vgg_ckpt,
-                      plugins=plugins, precision=precision)
+                      plugins=plugins, precision=precision, torch_kernels=torch_kernels)
 
 
 def click_errors(fn):

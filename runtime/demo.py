@@ -84,7 +84,8 @@ def main(ckpt, samples, out, device):
         strict_fp32()          # the PyTorch FP32 reference of the parity check must not run in TF32
     choice = load_runner("auto", ModelFiles(onnx=str(onnx_path), ckpt=str(ckpt)), device)
     click.echo(f"backend: {choice.reason}")
-    with choice.runner as runner, TorchLoader(str(ckpt), precision="fp32", device=device).load() as reference:
+    reference_loader = TorchLoader(str(ckpt), precision="fp32", device=device, kernels="reference")
+    with choice.runner as runner, reference_loader.load() as reference:
         rep = parity_report(runner, reference, images)     # first runs: also the warm-up of each shape
         click.echo(format_report(rep))
         b, r = runner.describe(), reference.describe()

@@ -83,7 +83,7 @@ def _read(path: Path):
 @click.option("--quiet", is_flag=True, help="No progress bar or backend line.")
 @click_errors
 def main(lr_path, ref_path, out_path, engine, onnx_path, ckpt, feature_ckpt, vgg_ckpt, plugins, backend, precision,
-         device, fmt, force, quiet):
+         device, torch_kernels, fmt, force, quiet):
     """Super-resolve LR images x4 with a reference, pre-processed exactly as rrsr_model.super_resolve
     (PIL-bicubic LR-up, reference mod-4 cropped and zero-padded, SR cropped back to 4x the LR)."""
     lr_path, ref_path, out_path = Path(lr_path), Path(ref_path), Path(out_path)
@@ -106,7 +106,7 @@ def main(lr_path, ref_path, out_path, engine, onnx_path, ckpt, feature_ckpt, vgg
     if existing and not force:
         raise click.ClickException(f"{len(existing)} output(s) exist ({', '.join(existing[:4])}"
                                    f"{' ...' if len(existing) > 4 else ''}); pass --force to overwrite")
-    files = model_files(engine, onnx_path, ckpt, feature_ckpt, vgg_ckpt, plugins, precision)
+    files = model_files(engine, onnx_path, ckpt, feature_ckpt, vgg_ckpt, plugins, precision, torch_kernels)
     if not files.given():
         raise click.UsageError("no model given: pass --engine, --onnx or --ckpt")
     choice = load_runner(backend, files, device)

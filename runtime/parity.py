@@ -139,8 +139,8 @@ def _pairs(lr, ref, hr, samples):
               help="Device of the PyTorch FP32 reference (on CUDA, TF32 is switched off for it).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the report as JSON here.")
 @click_errors
-def main(engine, onnx_path, ckpt, feature_ckpt, vgg_ckpt, plugins, backend, precision, device, lr, ref, hr, samples,
-         ref_device, json_path):
+def main(engine, onnx_path, ckpt, feature_ckpt, vgg_ckpt, plugins, backend, precision, device, torch_kernels, lr, ref,
+         hr, samples, ref_device, json_path):
     """Compare a backend's SR with PyTorch FP32's (from --ckpt): max/mean abs error and PSNR, plus PSNR_Y/SSIM_Y
     of both against the HR when given. Exit code 1 when the criterion is not met."""
     if ckpt is None:
@@ -148,8 +148,8 @@ def main(engine, onnx_path, ckpt, feature_ckpt, vgg_ckpt, plugins, backend, prec
     pairs = _pairs(list(lr), list(ref), list(hr), samples)
     if ref_device != "cpu":
         strict_fp32()
-    files = model_files(engine, onnx_path, ckpt, feature_ckpt, vgg_ckpt, plugins, precision)
-    with TorchLoader(ckpt, feature_ckpt, vgg_ckpt, "fp32", ref_device).load() as reference:
+    files = model_files(engine, onnx_path, ckpt, feature_ckpt, vgg_ckpt, plugins, precision, torch_kernels)
+    with TorchLoader(ckpt, feature_ckpt, vgg_ckpt, "fp32", ref_device, kernels="reference").load() as reference:
         choice = load_runner(backend, files, device)
         click.echo(f"backend: {choice.reason}", err=True)
         with choice.runner as runner:

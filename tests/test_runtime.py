@@ -17,8 +17,8 @@ from export.onnx_export import ExportOptions, export_model
 from plugins.ort_library import find_library
 from rrsr_model.images import to_uint8
 from runtime import sidecar as sc
-from runtime.backends import (BackendError, ModelFiles, OrtLoader, Runner, TorchLoader, load_runner,
-                              super_resolve)
+from runtime.backends import (BackendError, BackendUnavailable, ModelFiles, OrtLoader, Runner, TorchLoader,
+                              load_runner, super_resolve)
 from runtime.backends.trt_backend import tensorrt_available
 from runtime.bench import bench_runner, format_table
 from runtime.build_engine import custom_nodes, missing_creators, profile_shapes
@@ -123,6 +123,31 @@ def test_infer_png_and_npy_through_ort_and_torch(files, tmp_path):
     png = np.asarray(Image.open(tmp_path / "ort.png"))
     assert png.dtype == np.uint8 and png.shape == (*SR_HW, 3)
     assert np.abs(png.astype(int) - to_uint8(o).astype(int)).max() <= 1      # same clamp + round
+
+
+def test_ort_threads_option_gives_the_same_sr(files, ort_runner):
+    """OrtLoader(threads=1): ORT's intra-op pool of one thread (the custom ops' CPU kernels run on it too), the same
+    SR bit for bit as ORT's default pool (the kernels are deterministic for any thread count)."""
+    lr, ref = files["imgs"]["lr"], files["imgs"]["ref"]
+    with OrtLoader(files["onnx"], device="cpu", threads=1).load() as one:
+        assert one.describe()["intra_op_threads"] == 1
+        got = super_resolve(one, lr, ref).sr
+    assert np.array_equal(got, super_resolve(ort_runner, lr, ref).sr)
+
+
+def test_torch_kernels_choice(files, torch_runner, tmp_path):
+    """--torch-kernels: auto keeps PyTorch's ops off CUDA (and for FP32); compiled is refused with the reason where
+    the CUDA kernels cannot run; an unknown value is an error naming the choices."""
+    assert torch_runner.describe()["kernels"] == "reference"
+    with pytest.raises(BackendUnavailable, match="compiled kernels are CUDA kernels, the device is cpu"):
+        TorchLoader(files["ckpt"], device="cpu", kernels="compiled").load()
+    with pytest.raises(BackendError, match="unknown kernels 'fast'"):
+        TorchLoader(files["ckpt"], kernels="fast")
+    d = files["dir"]
+    r = _invoke(infer_main, ["--lr", d / "lr.png", "--ref", d / "ref.png", "--quiet", "--out", tmp_path / "x.npy",
+                             "--ckpt", files["ckpt"], "--backend", "torch", "--device", "cpu",
+                             "--torch-kernels", "compiled"])
+    assert r.exit_code != 0 and "CUDA kernels" in r.output and not (tmp_path / "x.npy").exists()
 
 
 def test_infer_folder_mode_and_force(files, tmp_path):

@@ -4,6 +4,7 @@
     pt.build()       # compiles plugins/kernels/*/*.cu + rrsr_torch_ops.cpp into build/plugins-torch (cached)
     pt.register()    # the model's MDCN / RAS / PatchMatch ops now run the compiled kernels on CUDA tensors
     pt.unregister()  # back to the PyTorch reference kernels
+    with pt.kernels(True): ...   # the compiled kernels within a block, the previous routing restored after
 
 ``build()`` returns :class:`Kernels`: ``mdcn_forward``, ``ras_forward`` and ``patch_match_forward`` of the extension
 (``rrsr_torch_ops``); each checks device, dtype, contiguity and shapes (a RuntimeError naming the argument) and
@@ -13,6 +14,7 @@ MDCN). Needs nvcc, ninja and a CUDA build of torch; nothing is compiled at impor
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -63,6 +65,9 @@ def build(verbose: bool = False):
     if torch.version.cuda is None:
         raise RuntimeError(f"plugins.torch.build: torch {torch.__version__} is a CPU-only build; the extension "
                            "needs a CUDA build of torch and nvcc")
+    if not verbose and not any(BUILD_DIR.glob(f"{NAME}*.so")):
+        print(f"plugins.torch: compiling the CUDA extension into {BUILD_DIR} (first use; about a minute)",
+              file=sys.stderr, flush=True)
     header = generate_header()
     os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "9.0")  # only silences torch's warning; -arch decides
     BUILD_DIR.mkdir(parents=True, exist_ok=True)
@@ -169,6 +174,21 @@ def unregister() -> None:
     mdcn.use_kernel("cuda", None)
     ras.use_kernel("cuda", None)
     patch_match.use_kernel("cuda", None)
+
+
+@contextlib.contextmanager
+def kernels(enabled: bool):
+    """Within the block the model's ops on CUDA tensors run the compiled kernels (enabled) or the PyTorch references
+    (not); the previous routing is restored afterwards, so two runners in one process do not see each other's."""
+    from rrsr_model.ops import mdcn, patch_match, ras
+    ops = (mdcn, ras, patch_match)
+    saved = [op.registered_kernel("cuda") for op in ops]
+    (register if enabled else unregister)()
+    try:
+        yield
+    finally:
+        for op, fn in zip(ops, saved):
+            op.use_kernel("cuda", fn)
 
 
 def module() -> Optional[object]:

@@ -22,7 +22,7 @@ from typing import Callable, Optional, Sequence
 import torch
 from torch import Tensor
 
-__all__ = ["modulated_deform_conv", "mdcn_reference", "use_kernel", "mdcn_output_size"]
+__all__ = ["modulated_deform_conv", "mdcn_reference", "use_kernel", "registered_kernel", "mdcn_output_size"]
 
 
 def mdcn_output_size(h: int, w: int, kh: int, kw: int, strides, pads, dilations) -> tuple[int, int]:
@@ -174,3 +174,8 @@ def use_kernel(device_type: str, fn: Optional[Callable[..., Tensor]]) -> None:
         _KERNELS.pop(device_type, None)
     else:
         _KERNELS[device_type] = fn
+
+
+def registered_kernel(device_type: str) -> Optional[Callable]:
+    """The compiled kernel routed to on ``device_type`` by :func:`use_kernel`, or None (the reference runs)."""
+    return _KERNELS.get(device_type)

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["patch_match", "patch_match_reference", "feature_match_index", "sample_patches", "use_kernel",
+__all__ = ["patch_match", "patch_match_reference", "feature_match_index", "sample_patches", "use_kernel", "registered_kernel",
            "MATCH_CHUNK_ELEMENTS", "PATCH_NORM_EPS"]
 
 # Elements of the similarity chunk (reference patches x input positions) held at once: 2^26 floats = 256 MiB.
@@ -107,3 +107,8 @@ def use_kernel(device_type: str, fn: Optional[Callable[..., tuple[Tensor, Tensor
         _KERNELS.pop(device_type, None)
     else:
         _KERNELS[device_type] = fn
+
+
+def registered_kernel(device_type: str) -> Optional[Callable]:
+    """The compiled kernel routed to on ``device_type`` by :func:`use_kernel`, or None (the reference runs)."""
+    return _KERNELS.get(device_type)

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["ref_aware_selection", "ras_reference", "ras_valid_mean", "use_kernel"]
+__all__ = ["ref_aware_selection", "ras_reference", "ras_valid_mean", "use_kernel", "registered_kernel"]
 
 
 def ras_valid_mean(z: Tensor, valid_size: Optional[Tensor]) -> Tensor:
@@ -119,3 +119,8 @@ def use_kernel(device_type: str, fn: Optional[Callable[..., Tensor]]) -> None:
         _KERNELS.pop(device_type, None)
     else:
         _KERNELS[device_type] = fn
+
+
+def registered_kernel(device_type: str) -> Optional[Callable]:
+    """The compiled kernel routed to on ``device_type`` by :func:`use_kernel`, or None (the reference runs)."""
+    return _KERNELS.get(device_type)

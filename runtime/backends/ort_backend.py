@@ -62,11 +62,13 @@ class OrtRunner(Runner):
 
 
 class OrtLoader(Loader):
-    """``device``: 'cpu', 'cuda' (needs onnxruntime-gpu) or 'auto' (CUDA when available)."""
+    """``device``: 'cpu', 'cuda' (needs onnxruntime-gpu) or 'auto' (CUDA when available); ``threads``: ORT's
+    intra-op threads (default: ORT's own, one per core)."""
     name = "ort"
 
-    def __init__(self, onnx_path, device: str = "auto", library: Optional[str] = None):
-        self.onnx_path, self.device, self.library = onnx_path, device, library
+    def __init__(self, onnx_path, device: str = "auto", library: Optional[str] = None,
+                 threads: Optional[int] = None):
+        self.onnx_path, self.device, self.library, self.threads = onnx_path, device, library, threads
 
     def providers(self) -> list[str]:
         have = available_providers()
@@ -101,7 +103,7 @@ class OrtLoader(Loader):
         try:
             # ort_session registers the custom-op library only when the graph needs it; the path (not the
             # proto) so that external data next to the file is found
-            session = ort_session(path, providers=providers, library=self.library)
+            session = ort_session(path, providers=providers, library=self.library, threads=self.threads)
         except FileNotFoundError as e:            # the custom-op library (require_library / RRSR_ORT_OPS_LIB)
             raise BackendError(f"{path} has rrsr custom nodes, but the ONNX Runtime custom-op library is "
                                f"missing: {e}") from None
@@ -110,7 +112,8 @@ class OrtLoader(Loader):
         used = session.get_providers()
         info = {"backend": "ort", "precision": graph_precision(proto),
                 "device": "cuda" if CUDA_EP in used else "cpu", "providers": used, "model": str(path),
-                "custom_ops": custom, "onnxruntime": ort.__version__, "matching": graph_matching(proto)}
+                "custom_ops": custom, "onnxruntime": ort.__version__, "matching": graph_matching(proto),
+                "intra_op_threads": self.threads or "onnxruntime default"}
         if custom:
             from plugins.ort_library import find_library
             info["custom_op_library"] = self.library or find_library()

@@ -98,3 +98,24 @@ def test_model_fp16_with_compiled_kernels_close_to_fp32(ext):
     print(f"model fp16 vs fp32 reference: compiled kernels {p_ours:.2f} dB (max abs {(got - want).abs().max():.3g}), "
           f"PyTorch fp16 reference kernels {p_ref16:.2f} dB (max abs {(ref16 - want).abs().max():.3g})")
     assert p_ours >= min(p_ref16 - 3.0, 40.0)
+
+
+def test_torch_backend_uses_the_compiled_kernels_for_fp16(ext):
+    """runtime's torch backend: --torch-kernels auto means the compiled kernels for the FP16 policy on CUDA, and
+    its SR agrees with the same backend on PyTorch's reference ops."""
+    import numpy as np
+
+    from rrsr_model.demo import DEMO_CKPT, sample_pairs
+    from rrsr_model.images import load_rgb
+    from runtime.backends import TorchLoader
+
+    _, lr_path, ref_path, _ = sample_pairs()[0]
+    inputs = rrsr_model.prepare_inputs(load_rgb(lr_path), load_rgb(ref_path))
+    outs = {}
+    for kernels in ("auto", "reference"):
+        with TorchLoader(str(DEMO_CKPT), precision="fp16", device="cuda", kernels=kernels).load() as runner:
+            outs[kernels] = (runner.describe()["kernels"], runner.run(inputs))
+    assert outs["auto"][0] == "compiled" and outs["reference"][0] == "reference"
+    diff = np.abs(outs["auto"][1] - outs["reference"][1])
+    print(f"torch backend fp16, compiled vs reference kernels: max {diff.max():.3g}, mean {diff.mean():.3g}")
+    assert diff.mean() <= 1e-3
