@@ -93,7 +93,8 @@ def bench_runner(runner, sizes, warmup: int, runs: int) -> list[BenchRow]:
     for i, (h, w) in enumerate(sizes):
         row = BenchRow(label, d["precision"], d["device"], f"{h}x{w}")
         try:
-            check_fits(d["backend"], d["precision"], d["device"], (h, w), matching=d.get("matching", "dense"))
+            check_fits(d["backend"], d["precision"], d["device"], (h, w), matching=d.get("matching", "dense"),
+                       kernels=d.get("kernels", "reference"))
         except MemoryError as e:
             row.note = f"skipped: {e}"
             rows.append(row)
@@ -148,7 +149,8 @@ def candidates(ckpt, onnx, engines, plugins, device: str, cpu_fp16: bool,
         out.append(("torch fp16", None, "PyTorch FP16 on the CPU is emulated and slow: not timed (--cpu-fp16 to time it)"))
     for p in onnx:
         # CUDA provider when onnxruntime-gpu has it, else the CPU provider (the row says which)
-        out.append((f"ort {p}", OrtLoader(p, device="auto" if dev.startswith("cuda") else "cpu", threads=threads), ""))
+        ort_device = "auto" if dev.startswith("cuda") else "cpu"
+        out.append((f"ort {p}", OrtLoader(p, device=ort_device, threads=threads), ""))
     for e in engines:
         out.append((f"trt {e}", TrtLoader(e, plugins, device=dev if dev.startswith("cuda") else "cuda:0"), ""))
     return out

@@ -9,10 +9,14 @@ from __future__ import annotations
 from typing import Optional
 
 GiB = 2 ** 30
-# 64-channel FP32 maps at 4x resolution (16*h*w pixels) that PyTorch eager holds at its peak; fitted to the
-# authors' code at 1080p on an H100 (15 GiB, deployment spec 6b). A rough figure: used only to refuse clearly
-TORCH_LIVE_MAPS = 28
-TORCH_MATCH_CHUNK = 2 ** 28               # bytes, rrsr_model.blocks.correspondence.MATCH_CHUNK_ELEMENTS * 4
+MiB = 2 ** 20
+# Peak bytes of PyTorch's forward per SR pixel (16*h*w), by (kernels, precision): measured at 1080p output on an
+# H200 (2026-11-26, scripts/bench_model.py, weights included) -- reference ops FP32 8,362 MiB, FP16 7,931 MiB;
+# compiled kernels (plugins/torch) FP16 3,491 MiB; compiled FP32 = scripts/profile_memory.py's count (4,709 MiB)
+# plus the exact PatchMatch kernel's workspace (255 MiB) -- each with ~10% added. Used only to refuse clearly.
+TORCH_BYTES_PER_SR_PIXEL = {("reference", "fp32"): 4700, ("reference", "fp16"): 4500,
+                            ("compiled", "fp32"): 2800, ("compiled", "fp16"): 2000}
+TORCH_BASE = 256 * MiB                    # weights, the matching chunk (MATCH_CHUNK_ELEMENTS * 4) and slack
 GRAPH_OVERHEAD = 2.0                      # similarity matrix + its argmax/normalised copies in flight
 
 
@@ -22,12 +26,16 @@ def dense_matching_bytes(lr_hw: tuple[int, int], batch: int = 1) -> int:
 
 
 def graph_bytes(lr_hw, batch: int = 1) -> int:
-    return int(dense_matching_bytes(lr_hw, batch) * GRAPH_OVERHEAD) + torch_bytes(lr_hw, batch) - TORCH_MATCH_CHUNK
+    return int(dense_matching_bytes(lr_hw, batch) * GRAPH_OVERHEAD) + torch_bytes(lr_hw, batch)
 
 
-def torch_bytes(lr_hw, batch: int = 1, bytes_per_value: int = 4) -> int:
+def torch_bytes(lr_hw, batch: int = 1, precision: str = "fp32", kernels: str = "reference") -> int:
+    """PyTorch's peak for one forward (plugin-flavour graphs, which stream their matching, use the reference
+    figure too: their activations are the same maps)."""
     h, w = lr_hw
-    return TORCH_MATCH_CHUNK + batch * 16 * h * w * 64 * bytes_per_value * TORCH_LIVE_MAPS
+    per_px = TORCH_BYTES_PER_SR_PIXEL[(kernels if kernels == "compiled" else "reference",
+                                       "fp16" if precision == "fp16" else "fp32")]
+    return TORCH_BASE + batch * 16 * h * w * per_px
 
 
 def available_bytes(device: str = "cpu") -> Optional[int]:
@@ -49,14 +57,15 @@ def available_bytes(device: str = "cpu") -> Optional[int]:
 
 
 def check_fits(backend: str, precision: str, device: str, lr_hw: tuple[int, int],
-               available: Optional[int] = None, matching: str = "dense") -> None:
-    """MemoryError with the estimate and the free memory when ``lr_hw`` (padded LR) will not fit."""
+               available: Optional[int] = None, matching: str = "dense", kernels: str = "reference") -> None:
+    """MemoryError with the estimate and the free memory when ``lr_hw`` (padded LR) will not fit. ``kernels``:
+    the torch backend's ("compiled" for plugins/torch's CUDA kernels)."""
     available = available if available is not None else available_bytes(device)
     if available is None:
         return
     h, w = lr_hw
     if backend == "torch" or matching == "streaming":
-        need = torch_bytes(lr_hw, bytes_per_value=2 if precision == "fp16" else 4)
+        need = torch_bytes(lr_hw, precision=precision, kernels=kernels if backend == "torch" else "reference")
         what = (f"{'PyTorch' if backend == 'torch' else 'the graph'} needs about {need / GiB:.1f} GiB "
                 f"(4x-resolution feature maps; matching is streamed)")
         hint = "use a smaller LR or a machine with more memory"

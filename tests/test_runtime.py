@@ -135,6 +135,19 @@ def test_ort_threads_option_gives_the_same_sr(files, ort_runner):
     assert np.array_equal(got, super_resolve(ort_runner, lr, ref).sr)
 
 
+def test_memory_estimate_knows_the_compiled_kernels():
+    """1080p output (LR 270x480) on an 8 GiB device: the FP16 policy fits with the compiled kernels (measured 3.4 GiB
+    on an H200) but not on PyTorch's reference ops (measured 7.7 GiB); the estimates bound those measurements."""
+    from runtime.memory import check_fits, torch_bytes
+    lr = (270, 480)
+    assert 3491 * 2 ** 20 < torch_bytes(lr, precision="fp16", kernels="compiled") < 4.5 * 2 ** 30
+    assert 7931 * 2 ** 20 < torch_bytes(lr, precision="fp16", kernels="reference")
+    assert 8362 * 2 ** 20 < torch_bytes(lr, precision="fp32", kernels="reference")
+    check_fits("torch", "fp16", "cuda", lr, available=8 * 2 ** 30, kernels="compiled")
+    with pytest.raises(MemoryError, match="PyTorch needs about"):
+        check_fits("torch", "fp16", "cuda", lr, available=8 * 2 ** 30, kernels="reference")
+
+
 def test_torch_kernels_choice(files, torch_runner, tmp_path):
     """--torch-kernels: auto keeps PyTorch's ops off CUDA (and for FP32); compiled is refused with the reason where
     the CUDA kernels cannot run; an unknown value is an error naming the choices."""

@@ -108,7 +108,7 @@ def super_resolve(runner: Runner, lr: np.ndarray, ref: np.ndarray, check_memory:
     if check_memory:
         d = runner.describe()
         check_fits(d.get("backend", "?"), d.get("precision", "fp32"), d.get("device", "cpu"),
-                   tuple(x.lr.shape[-2:]), matching=d.get("matching", "dense"))
+                   tuple(x.lr.shape[-2:]), matching=d.get("matching", "dense"), kernels=d.get("kernels", "reference"))
     t = time.perf_counter()
     sr = runner.run(x)
     runner.synchronize()
