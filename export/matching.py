@@ -61,12 +61,8 @@ def matching_kernel(kernel: Optional[Callable], device_type: str = "cpu"):
     if kernel is None:
         yield
         return
-    saved = pm_ops._KERNELS.get(device_type)
-    pm_ops.use_kernel(device_type, kernel)
-    try:
+    with pm_ops.using_kernel(device_type, kernel):
         yield
-    finally:
-        pm_ops.use_kernel(device_type, saved)
 
 
 def compare_matching(model, lr_up: torch.Tensor, ref: torch.Tensor, index: np.ndarray) -> dict:

@@ -38,7 +38,7 @@ def test_fixed_correspondence_drives_the_model_and_differences_are_measured(mode
         with matching_kernel(fixed_index_kernel(other.numpy())):
             moved = model(lr, lr_up, ref)
     assert torch.equal(base, same) and not torch.equal(base, moved)
-    assert pm_ops._KERNELS.get("cpu") is None                     # the context restores the reference kernel
+    assert pm_ops.registered_kernel("cpu") is None                # the context restores the reference kernel
     m = compare_matching(model, lr_up, ref, own.numpy())
     assert m == {"patches": 36, "differ": 0, "max_gap": 0.0, "near_ties_only": True}
     m = compare_matching(model, lr_up, ref, other.numpy())

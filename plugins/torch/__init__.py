@@ -159,36 +159,35 @@ def _patch_match_kernel(feat_in, feat_ref, patch_size):
     return index, score
 
 
+def _hooks():
+    """(op module, hook) for the three ops (imported lazily: the model code is not needed to build)."""
+    from rrsr_model.ops import mdcn, patch_match, ras
+    return ((mdcn, _mdcn_kernel), (ras, _ras_kernel), (patch_match, _patch_match_kernel))
+
+
 def register(verbose: bool = False) -> None:
     """Build if needed and route the model's ops on CUDA tensors to the compiled kernels."""
-    from rrsr_model.ops import mdcn, patch_match, ras
     build(verbose)
-    mdcn.use_kernel("cuda", _mdcn_kernel)
-    ras.use_kernel("cuda", _ras_kernel)
-    patch_match.use_kernel("cuda", _patch_match_kernel)
+    for op, hook in _hooks():
+        op.use_kernel("cuda", hook)
 
 
 def unregister() -> None:
     """Back to the PyTorch reference kernels on CUDA."""
-    from rrsr_model.ops import mdcn, patch_match, ras
-    mdcn.use_kernel("cuda", None)
-    ras.use_kernel("cuda", None)
-    patch_match.use_kernel("cuda", None)
+    for op, _ in _hooks():
+        op.use_kernel("cuda", None)
 
 
 @contextlib.contextmanager
 def kernels(enabled: bool):
     """Within the block the model's ops on CUDA tensors run the compiled kernels (enabled) or the PyTorch references
     (not); the previous routing is restored afterwards, so two runners in one process do not see each other's."""
-    from rrsr_model.ops import mdcn, patch_match, ras
-    ops = (mdcn, ras, patch_match)
-    saved = [op.registered_kernel("cuda") for op in ops]
-    (register if enabled else unregister)()
-    try:
+    if enabled:
+        build()
+    with contextlib.ExitStack() as stack:
+        for op, hook in _hooks():
+            stack.enter_context(op.using_kernel("cuda", hook if enabled else None))
         yield
-    finally:
-        for op, fn in zip(ops, saved):
-            op.use_kernel("cuda", fn)
 
 
 def module() -> Optional[object]:

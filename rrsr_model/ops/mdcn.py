@@ -17,12 +17,15 @@ the input dtype. A compiled kernel (``plugins/torch``) can replace it per device
 """
 from __future__ import annotations
 
-from typing import Callable, Optional, Sequence
+from typing import Optional, Sequence
 
 import torch
 from torch import Tensor
 
-__all__ = ["modulated_deform_conv", "mdcn_reference", "use_kernel", "registered_kernel", "mdcn_output_size"]
+from .dispatch import KernelTable
+
+__all__ = ["modulated_deform_conv", "mdcn_reference", "use_kernel", "registered_kernel", "using_kernel",
+           "mdcn_output_size"]
 
 
 def mdcn_output_size(h: int, w: int, kh: int, kw: int, strides, pads, dilations) -> tuple[int, int]:
@@ -116,13 +119,13 @@ def mdcn_reference(x: Tensor, weight: Tensor, offset: Tensor, bias: Optional[Ten
 # ---------------------------------------------------------------------------------------------------------
 # The custom op. Attributes travel as int lists; optional tensors as Optional[Tensor].
 
-_KERNELS: dict[str, Callable[..., Tensor]] = {}
+_KERNELS = KernelTable(mdcn_reference)
 
 
 @torch.library.custom_op("rrsr::modulated_deform_conv", mutates_args=())
 def _mdcn_op(x: Tensor, weight: Tensor, offset: Tensor, bias: Optional[Tensor], mask: Optional[Tensor],
              strides: list[int], pads: list[int], dilations: list[int], group: int, offset_group: int) -> Tensor:
-    kernel = _KERNELS.get(x.device.type, mdcn_reference)
+    kernel = _KERNELS.kernel(x.device.type)
     return kernel(x, weight, offset, bias, mask, strides, pads, dilations, group, offset_group)
 
 
@@ -167,15 +170,8 @@ def modulated_deform_conv(x: Tensor, weight: Tensor, offset: Tensor, bias: Optio
                     int(group), int(offset_group))
 
 
-def use_kernel(device_type: str, fn: Optional[Callable[..., Tensor]]) -> None:
-    """Route the op's forward on ``device_type`` ("cpu", "cuda") to a compiled kernel, or back to the
-    reference with ``fn=None``. ``fn`` takes the op's arguments in order and returns the output tensor."""
-    if fn is None:
-        _KERNELS.pop(device_type, None)
-    else:
-        _KERNELS[device_type] = fn
-
-
-def registered_kernel(device_type: str) -> Optional[Callable]:
-    """The compiled kernel routed to on ``device_type`` by :func:`use_kernel`, or None (the reference runs)."""
-    return _KERNELS.get(device_type)
+# Routing to compiled kernels (rrsr_model.ops.dispatch.KernelTable): use_kernel(device_type, fn or None),
+# registered_kernel(device_type), using_kernel(device_type, fn) as a context that restores the previous routing.
+use_kernel = _KERNELS.use
+registered_kernel = _KERNELS.registered
+using_kernel = _KERNELS.using

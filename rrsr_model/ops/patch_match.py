@@ -9,14 +9,14 @@ argmax is not differentiable (the authors' matching carries none either).
 """
 from __future__ import annotations
 
-from typing import Callable, Optional
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["patch_match", "patch_match_reference", "feature_match_index", "sample_patches", "use_kernel", "registered_kernel",
-           "MATCH_CHUNK_ELEMENTS", "PATCH_NORM_EPS"]
+from .dispatch import KernelTable
+
+__all__ = ["patch_match", "patch_match_reference", "feature_match_index", "sample_patches", "use_kernel",
+           "registered_kernel", "using_kernel", "MATCH_CHUNK_ELEMENTS", "PATCH_NORM_EPS"]
 
 # Elements of the similarity chunk (reference patches x input positions) held at once: 2^26 floats = 256 MiB.
 MATCH_CHUNK_ELEMENTS = 1 << 26
@@ -79,12 +79,12 @@ def patch_match_reference(feat_in: Tensor, feat_ref: Tensor, patch_size: int = 3
     return torch.stack(idx).to(torch.int32), torch.stack(val).float()
 
 
-_KERNELS: dict[str, Callable[..., tuple[Tensor, Tensor]]] = {}
+_KERNELS = KernelTable(patch_match_reference)
 
 
 @torch.library.custom_op("rrsr::patch_match", mutates_args=())
 def _patch_match_op(feat_in: Tensor, feat_ref: Tensor, patch_size: int) -> tuple[Tensor, Tensor]:
-    kernel = _KERNELS.get(feat_in.device.type, patch_match_reference)
+    kernel = _KERNELS.kernel(feat_in.device.type)
     return kernel(feat_in, feat_ref, patch_size)
 
 
@@ -101,14 +101,8 @@ def patch_match(feat_in: Tensor, feat_ref: Tensor, patch_size: int = 3) -> tuple
     return _patch_match_op(feat_in, feat_ref, int(patch_size))
 
 
-def use_kernel(device_type: str, fn: Optional[Callable[..., tuple[Tensor, Tensor]]]) -> None:
-    """Route the op on ``device_type`` to a compiled kernel (``None``: back to the reference)."""
-    if fn is None:
-        _KERNELS.pop(device_type, None)
-    else:
-        _KERNELS[device_type] = fn
-
-
-def registered_kernel(device_type: str) -> Optional[Callable]:
-    """The compiled kernel routed to on ``device_type`` by :func:`use_kernel`, or None (the reference runs)."""
-    return _KERNELS.get(device_type)
+# Routing to compiled kernels (rrsr_model.ops.dispatch.KernelTable): use_kernel(device_type, fn or None),
+# registered_kernel(device_type), using_kernel(device_type, fn) as a context that restores the previous routing.
+use_kernel = _KERNELS.use
+registered_kernel = _KERNELS.registered
+using_kernel = _KERNELS.using

@@ -11,13 +11,16 @@ it is a tensor so exported graphs can carry it as data.
 from __future__ import annotations
 
 import contextlib
-from typing import Callable, Optional
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["ref_aware_selection", "ras_reference", "ras_valid_mean", "use_kernel", "registered_kernel"]
+from .dispatch import KernelTable
+
+__all__ = ["ref_aware_selection", "ras_reference", "ras_valid_mean", "use_kernel", "registered_kernel",
+           "using_kernel"]
 
 
 def ras_valid_mean(z: Tensor, valid_size: Optional[Tensor]) -> Tensor:
@@ -54,7 +57,7 @@ def ras_reference(x: Tensor, ref: Tensor, weight: Tensor, bias: Tensor, routing_
     return y * g.to(z.dtype)
 
 
-_KERNELS: dict[str, Callable[..., Tensor]] = {}
+_KERNELS = KernelTable(ras_reference)
 _DECOMPOSE = [False]
 
 
@@ -73,7 +76,7 @@ def decomposed():
 def _ras_op(x: Tensor, ref: Tensor, weight: Tensor, bias: Tensor, routing_weight: Tensor, routing_bias: Tensor,
             se1_weight: Tensor, se1_bias: Tensor, se2_weight: Tensor, se2_bias: Tensor,
             valid_size: Optional[Tensor]) -> Tensor:
-    kernel = _KERNELS.get(x.device.type, ras_reference)
+    kernel = _KERNELS.kernel(x.device.type)
     return kernel(x, ref, weight, bias, routing_weight, routing_bias, se1_weight, se1_bias, se2_weight,
                   se2_bias, valid_size)
 
@@ -113,14 +116,8 @@ def ref_aware_selection(x: Tensor, ref: Tensor, weight: Tensor, bias: Tensor, ro
               valid_size)
 
 
-def use_kernel(device_type: str, fn: Optional[Callable[..., Tensor]]) -> None:
-    """Route the op's forward on ``device_type`` to a compiled kernel (``None``: back to the reference)."""
-    if fn is None:
-        _KERNELS.pop(device_type, None)
-    else:
-        _KERNELS[device_type] = fn
-
-
-def registered_kernel(device_type: str) -> Optional[Callable]:
-    """The compiled kernel routed to on ``device_type`` by :func:`use_kernel`, or None (the reference runs)."""
-    return _KERNELS.get(device_type)
+# Routing to compiled kernels (rrsr_model.ops.dispatch.KernelTable): use_kernel(device_type, fn or None),
+# registered_kernel(device_type), using_kernel(device_type, fn) as a context that restores the previous routing.
+use_kernel = _KERNELS.use
+registered_kernel = _KERNELS.registered
+using_kernel = _KERNELS.using

@@ -27,7 +27,7 @@ def test_model_with_compiled_kernels_matches_reference(ext):
         with torch.no_grad():
             want = model(lr, lr_up, ref)
         pt.register()
-        kernel = pm_ops._KERNELS["cuda"]
+        kernel = pm_ops.registered_kernel("cuda")
         real = pt._module
 
         class Counting:  # counts the extension's entry points the model reaches (not the reference fallbacks)

@@ -77,16 +77,16 @@ static void replay_tc(const Shape& s, int splits, int variant, const std::vector
   // 2. patch denominators
   for (int64_t i = 0; i < nden; ++i) den[i] = patch_den(sq.data(), i, d.hr, d.wr, d.k, d.hrp, d.wrp);
   // 3. the match kernel, block by block
-  const int gx = (d.wp + d.tw - 1) / d.tw, gy = (d.hp + kTcRows - 1) / kTcRows, gz = d.n * d.splits;
+  const dim3 grid = tc_grid(d);
+  const int gx = static_cast<int>(grid.x), gy = static_cast<int>(grid.y), gz = static_cast<int>(grid.z);
   if (variant == 2) {
     std::unique_ptr<Tc2Smem> sm2(new Tc2Smem);
     for (int bz = 0; bz < gz; ++bz)
       for (int by = 0; by < gy; ++by)
         for (int bx = 0; bx < gx; ++bx) {
           const TcBlock blk = tc_block(d, bx, by, bz);
-          replay_tc2_block(d, blk, fin.data() + static_cast<int64_t>(blk.b) * d.h * d.w * d.cp,
-                           fref.data() + static_cast<int64_t>(blk.b) * d.hr * d.wr * d.cp,
-                           den.data() + static_cast<int64_t>(blk.b) * d.hrp * d.wrp, *sm2, pscore.data(), pidx.data());
+          const TcImage img = tc_image(d, blk.b, fin.data(), fref.data(), den.data());
+          replay_tc2_block(d, blk, img.fin, img.fref, img.den, *sm2, pscore.data(), pidx.data());
         }
   }
   std::unique_ptr<TcSmem> smp(new TcSmem);
@@ -97,9 +97,9 @@ static void replay_tc(const Shape& s, int splits, int variant, const std::vector
     for (int by = 0; by < gy; ++by)
       for (int bx = 0; bx < gx; ++bx) {
         const TcBlock blk = tc_block(d, bx, by, bz);
-        const __half* fin_b = fin.data() + static_cast<int64_t>(blk.b) * d.h * d.w * d.cp;
-        const __half* fref_b = fref.data() + static_cast<int64_t>(blk.b) * d.hr * d.wr * d.cp;
-        const float* den_b = den.data() + static_cast<int64_t>(blk.b) * d.hrp * d.wrp;
+        const TcImage img = tc_image(d, blk.b, fin.data(), fref.data(), den.data());
+        const __half *fin_b = img.fin, *fref_b = img.fref;
+        const float* den_b = img.den;
         for (int tid = 0; tid < kTcThreads; ++tid) tc_init_best(sm, tid);
         for (int delta = blk.d_lo; delta < blk.d_hi; ++delta) {
           int t_lo, t_hi;

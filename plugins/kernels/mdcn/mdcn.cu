@@ -10,6 +10,7 @@
 
 #include "../common/conv_tile.cuh"
 #include "../common/rrsr_math.h"
+#include "geometry.cuh"
 #include "launch.h"
 #include "mdcn_tc.cuh"
 
@@ -18,11 +19,7 @@ namespace mdcn {
 namespace {
 
 template <typename T, typename TO>
-struct MdcnProblem {
-  // sizes as int: check_shape() bounds the planes below 2^31 px; products that can exceed it use int64_t
-  int c, h, w, c_out, kw, taps, h_out, w_out;
-  int stride_h, stride_w, pad_top, pad_left, dil_h, dil_w;
-  int group, offset_group, cin_g, cout_g, ch_per_og;
+struct MdcnProblem : Geometry {
   const T* __restrict__ x_ptr;
   const T* __restrict__ w_ptr;
   const TO* __restrict__ off_ptr;
@@ -32,7 +29,6 @@ struct MdcnProblem {
 
   __host__ __device__ int64_t k_count() const { return static_cast<int64_t>(cin_g) * taps; }
   __host__ __device__ int64_t m_count() const { return cout_g; }
-  __host__ __device__ int64_t p_count() const { return static_cast<int64_t>(h_out) * w_out; }
 
   // z = image * group + g; the weight rows of group g, row-major [c_out/group][c/group * kh * kw]
   __host__ __device__ float weight(int z, int64_t row, int64_t k) const {
@@ -78,25 +74,7 @@ template <typename T, typename TO>
 MdcnProblem<T, TO> make_problem(const Shape& s, const void* x, const void* weight, const void* offset,
                                 const void* bias, const void* mask, void* y) {
   MdcnProblem<T, TO> p;
-  p.c = static_cast<int>(s.c);
-  p.h = static_cast<int>(s.h);
-  p.w = static_cast<int>(s.w);
-  p.c_out = static_cast<int>(s.c_out);
-  p.kw = static_cast<int>(s.kw);
-  p.taps = static_cast<int>(s.kh * s.kw);
-  p.h_out = static_cast<int>(s.h_out);
-  p.w_out = static_cast<int>(s.w_out);
-  p.stride_h = static_cast<int>(s.stride_h);
-  p.stride_w = static_cast<int>(s.stride_w);
-  p.pad_top = static_cast<int>(s.pad_top);
-  p.pad_left = static_cast<int>(s.pad_left);
-  p.dil_h = static_cast<int>(s.dil_h);
-  p.dil_w = static_cast<int>(s.dil_w);
-  p.group = static_cast<int>(s.group);
-  p.offset_group = static_cast<int>(s.offset_group);
-  p.cin_g = static_cast<int>(s.c / s.group);
-  p.cout_g = static_cast<int>(s.c_out / s.group);
-  p.ch_per_og = static_cast<int>(s.c / s.offset_group);
+  static_cast<Geometry&>(p) = make_geometry(s);
   p.x_ptr = static_cast<const T*>(x);
   p.w_ptr = static_cast<const T*>(weight);
   p.off_ptr = static_cast<const TO*>(offset);
@@ -118,14 +96,15 @@ int launch(const Shape& s, const void* x, const void* weight, const void* offset
 template <typename TO>
 tc::Problem<TO> make_tc_problem(const Shape& s, const void* x, const void* weight, const void* offset,
                                 const void* bias, const void* mask, void* y) {
-  const MdcnProblem<__half, TO> p = make_problem<__half, TO>(s, x, weight, offset, bias, mask, y);
   tc::Problem<TO> q;
-  q.c = p.c, q.h = p.h, q.w = p.w, q.c_out = p.c_out, q.kw = p.kw, q.taps = p.taps, q.h_out = p.h_out;
-  q.w_out = p.w_out, q.stride_h = p.stride_h, q.stride_w = p.stride_w, q.pad_top = p.pad_top;
-  q.pad_left = p.pad_left, q.dil_h = p.dil_h, q.dil_w = p.dil_w, q.group = p.group;
-  q.offset_group = p.offset_group, q.cin_g = p.cin_g, q.cout_g = p.cout_g, q.ch_per_og = p.ch_per_og;
+  static_cast<Geometry&>(q) = make_geometry(s);
   q.weight_vec = (static_cast<int64_t>(q.cin_g) * q.taps) % 8 == 0 && reinterpret_cast<uintptr_t>(weight) % 16 == 0;
-  q.x = p.x_ptr, q.wt = p.w_ptr, q.off = p.off_ptr, q.bias = p.bias_ptr, q.mask = p.mask_ptr, q.y = p.y_ptr;
+  q.x = static_cast<const __half*>(x);
+  q.wt = static_cast<const __half*>(weight);
+  q.off = static_cast<const TO*>(offset);
+  q.bias = static_cast<const __half*>(bias);
+  q.mask = static_cast<const TO*>(mask);
+  q.y = static_cast<__half*>(y);
   return q;
 }
 

@@ -24,6 +24,7 @@
 #include "../common/conv_tile.cuh"
 #include "../common/mma_tile.cuh"
 #include "../common/rrsr_math.h"
+#include "geometry.cuh"
 
 namespace rrsr {
 namespace mdcn {
@@ -56,10 +57,7 @@ struct Tiling {
 };
 
 template <typename TO>
-struct Problem {
-  int c, h, w, c_out, kw, taps, h_out, w_out;
-  int stride_h, stride_w, pad_top, pad_left, dil_h, dil_w;
-  int group, offset_group, cin_g, cout_g, ch_per_og;
+struct Problem : Geometry {
   bool weight_vec;  // weight rows may be read 8 halves (16 bytes) at a time
   const __half* __restrict__ x;
   const __half* __restrict__ wt;
@@ -68,7 +66,6 @@ struct Problem {
   const TO* __restrict__ mask;      // may be null
   __half* __restrict__ y;
 
-  __host__ __device__ int64_t p_count() const { return static_cast<int64_t>(h_out) * w_out; }
   __host__ __device__ int k_chunk() const { return kChunkCh * taps; }
   __host__ __device__ int lda() const { return k_chunk() + kPad; }
 };

@@ -414,6 +414,25 @@ __host__ __device__ __forceinline__ TcBlock tc_block(const TcDims& d, int bx, in
   return blk;
 }
 
+// Batch b's slices of the workspace: the FP16 NHWC maps and the patch denominators.
+struct TcImage {
+  const __half* fin;
+  const __half* fref;
+  const float* den;
+};
+
+__host__ __device__ __forceinline__ TcImage tc_image(const TcDims& d, int b, const __half* fin, const __half* fref,
+                                                     const float* den) {
+  return TcImage{fin + static_cast<int64_t>(b) * d.h * d.w * d.cp, fref + static_cast<int64_t>(b) * d.hr * d.wr * d.cp,
+                 den + static_cast<int64_t>(b) * d.hrp * d.wrp};
+}
+
+// The match kernels' grid: (patch-column tiles, patch-row tiles, images x z-splits).
+inline dim3 tc_grid(const TcDims& d) {
+  return dim3(static_cast<unsigned>((d.wp + d.tw - 1) / d.tw), static_cast<unsigned>((d.hp + kTcRows - 1) / kTcRows),
+              static_cast<unsigned>(d.n * d.splits));
+}
+
 // Patch rows t in [*t_lo, *t_hi) of the block are complete for diagonal delta: qy = y0 + t < hp, ry = qy - delta in
 // [0, hrp). Their pixel rows u = t .. t + k - 1 are the ones the row loop visits.
 __host__ __device__ __forceinline__ void tc_rows(const TcDims& d, const TcBlock& blk, int delta, int* t_lo,
@@ -766,9 +785,9 @@ __global__ void __launch_bounds__(kTcThreads) tc_match_kernel(TcDims d, const __
   const TcBlock blk = tc_block(d, static_cast<int>(blockIdx.x), static_cast<int>(blockIdx.y),
                                static_cast<int>(blockIdx.z));
   const int tid = static_cast<int>(threadIdx.x), warp = tid / 32;
-  const __half* fin_b = fin + static_cast<int64_t>(blk.b) * d.h * d.w * d.cp;
-  const __half* fref_b = fref + static_cast<int64_t>(blk.b) * d.hr * d.wr * d.cp;
-  const float* den_b = den + static_cast<int64_t>(blk.b) * d.hrp * d.wrp;
+  const TcImage img = tc_image(d, blk.b, fin, fref, den);
+  const __half *fin_b = img.fin, *fref_b = img.fref;
+  const float* den_b = img.den;
   tc_init_best(sm, tid);
   for (int delta = blk.d_lo; delta < blk.d_hi; ++delta) {
     int t_lo, t_hi;
@@ -814,9 +833,9 @@ __global__ void __launch_bounds__(kTcThreads, 1) tc2_match_kernel(TcDims d, cons
   const TcBlock blk = tc_block(d, static_cast<int>(blockIdx.x), static_cast<int>(blockIdx.y),
                                static_cast<int>(blockIdx.z));
   const int tid = static_cast<int>(threadIdx.x), warp = tid / 32;
-  const __half* fin_b = fin + static_cast<int64_t>(blk.b) * d.h * d.w * d.cp;
-  const __half* fref_b = fref + static_cast<int64_t>(blk.b) * d.hr * d.wr * d.cp;
-  const float* den_b = den + static_cast<int64_t>(blk.b) * d.hrp * d.wrp;
+  const TcImage img = tc_image(d, blk.b, fin, fref, den);
+  const __half *fin_b = img.fin, *fref_b = img.fref;
+  const float* den_b = img.den;
   tc_init_best(sm, tid);
   Tc2Item cur;
   bool have = tc2_first_of(d, blk, blk.d_lo, &cur);
@@ -863,6 +882,17 @@ __global__ void tc_finish_kernel(TcDims d, const T* __restrict__ x_in, const T* 
   tc_finish(d, x_in, x_ref, nin, nref, den, pscore, pidx, i, index, score);
 }
 
+// One of the match kernels, with Smem as its dynamic shared memory.
+template <class Smem>
+cudaError_t launch_match(void (*kernel)(TcDims, const __half*, const __half*, const float*, float*, int*),
+                         const TcDims& d, const TcWorkspace& ws, cudaStream_t stream) {
+  const int smem = static_cast<int>(sizeof(Smem));
+  cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+  if (err != cudaSuccess) return err;
+  kernel<<<tc_grid(d), kTcThreads, smem, stream>>>(d, ws.fin, ws.fref, ws.den, ws.pscore, ws.pidx);
+  return cudaGetLastError();
+}
+
 // v2 needs cp <= 256 and ~142 KB of shared memory per block (H100/H200: 227 KB, Orin: 163 KB).
 inline bool tc2_fits(const TcDims& d) {
   if (d.cp > kTc2MaxCp) return false;
@@ -890,22 +920,9 @@ int launch_tc(const Shape& s, const void* f_in, const void* f_ref, int32_t* inde
   patch_den_kernel<<<blocks_for(nden, threads), threads, 0, stream>>>(ws.sq, nden, d.hr, d.wr, d.k, d.hrp, d.wrp,
                                                                        ws.den);
   if ((err = cudaGetLastError()) != cudaSuccess) return static_cast<int>(err);
-  const dim3 grid(static_cast<unsigned>((d.wp + d.tw - 1) / d.tw), static_cast<unsigned>((d.hp + kTcRows - 1) / kTcRows),
-                  static_cast<unsigned>(d.n * d.splits));
-  if (tc2_fits(d)) {
-    const int smem = static_cast<int>(sizeof(Tc2Smem));
-    if ((err = cudaFuncSetAttribute(tc2_match_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem)) !=
-        cudaSuccess)
-      return static_cast<int>(err);
-    tc2_match_kernel<<<grid, kTcThreads, smem, stream>>>(d, ws.fin, ws.fref, ws.den, ws.pscore, ws.pidx);
-  } else {
-    const int smem = static_cast<int>(sizeof(TcSmem));
-    if ((err = cudaFuncSetAttribute(tc_match_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem)) !=
-        cudaSuccess)
-      return static_cast<int>(err);
-    tc_match_kernel<<<grid, kTcThreads, smem, stream>>>(d, ws.fin, ws.fref, ws.den, ws.pscore, ws.pidx);
-  }
-  if ((err = cudaGetLastError()) != cudaSuccess) return static_cast<int>(err);
+  err = tc2_fits(d) ? launch_match<Tc2Smem>(tc2_match_kernel, d, ws, stream)
+                    : launch_match<TcSmem>(tc_match_kernel, d, ws, stream);
+  if (err != cudaSuccess) return static_cast<int>(err);
   const int64_t count = s.n * s.hp() * s.wp();
   tc_finish_kernel<T><<<blocks_for(count, threads), threads, 0, stream>>>(
       d, static_cast<const T*>(f_in), static_cast<const T*>(f_ref), ws.nin, ws.nref, ws.den, ws.pscore, ws.pidx, count,

@@ -150,6 +150,12 @@ class PluginBase : public nvinfer1::IPluginV3,
   }
   static nvinfer1::Dims dims_of(nvinfer1::DynamicPluginTensorDesc const& d) { return d.desc.dims; }
   static nvinfer1::Dims dims_of(nvinfer1::PluginTensorDesc const& d) { return d.dims; }
+  // getWorkspaceSize's shapes: the profile's upper bounds of each input.
+  static std::vector<nvinfer1::Dims> max_dims(nvinfer1::DynamicPluginTensorDesc const* in, int32_t nb_inputs) {
+    std::vector<nvinfer1::Dims> dims(static_cast<size_t>(nb_inputs));
+    for (int32_t i = 0; i < nb_inputs; ++i) dims[static_cast<size_t>(i)] = in[i].max;
+    return dims;
+  }
 
   OpInfo op_;
   std::string layer_;

@@ -156,8 +156,7 @@ size_t PatchMatchPlugin::getWorkspaceSize(nvinfer1::DynamicPluginTensorDesc cons
                                           int32_t /*nbOutputs*/) const noexcept {
   try {
     if (inputs == nullptr || nbInputs != sp::kNumInputs) return 0;
-    std::vector<Dims> dims(static_cast<size_t>(nbInputs));
-    for (int32_t i = 0; i < nbInputs; ++i) dims[static_cast<size_t>(i)] = inputs[i].max;  // the profile's upper bounds
+    const std::vector<Dims> dims = max_dims(inputs, nbInputs);
     patch_match::Shape s{};
     if (!check_shapes(dims.data(), nbInputs, &s).empty() || patch_match::check_shape(s) != kOk) return 0;
     return patch_match::cuda_workspace_bytes(s);

@@ -142,8 +142,7 @@ size_t RasPlugin::getWorkspaceSize(nvinfer1::DynamicPluginTensorDesc const* inpu
                                    int32_t /*nbOutputs*/) const noexcept {
   try {
     if (inputs == nullptr || nbInputs < kRequiredInputs) return 0;
-    std::vector<Dims> dims(static_cast<size_t>(nbInputs));
-    for (int32_t i = 0; i < nbInputs; ++i) dims[static_cast<size_t>(i)] = inputs[i].max;  // the profile's upper bounds
+    const std::vector<Dims> dims = max_dims(inputs, nbInputs);
     ras::Shape s{};
     if (!check_shapes(dims.data(), nbInputs, &s).empty() || ras::check_shape(s) != kOk) return 0;
     return ras::cuda_workspace_bytes(s);
