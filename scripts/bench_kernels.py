@@ -3,9 +3,14 @@
 same-shape cuDNN conv2d, and PatchMatch vs the PyTorch reference matching. Prints tables, writes JSON.
 
     PYTHONPATH=. python3 scripts/bench_kernels.py --json build/bench.json [--budget-s 200] [--cap-s 20]
+        [--only mdcn|patch_match] [--tiles]
 
-Times: median of CUDA-event timings after warm-up. Memory: torch.cuda.max_memory_allocated() minus the memory
-allocated before the call (includes the output). Any single measurement predicted (from one timed call or the
+Times (MDCN): GPU time per call -- R calls captured in one CUDA graph, median of the CUDA-event timings of its
+replays divided by R -- so PyTorch's per-call host overhead (tens of microseconds, more than a small kernel takes;
+an engine or a graph does not pay it) is out of every column alike; the "eager" figures beside them are single calls
+on an idle GPU, host overhead included. PatchMatch: median of single-call CUDA-event timings after warm-up (those
+calls take milliseconds). Memory: torch.cuda.max_memory_allocated() minus the memory allocated before the call
+(includes the output). Any single measurement predicted (from one timed call or the
 previous size's time scaled by work) to exceed --cap-s is skipped, and so is everything after --budget-s, so the
 script ends in bounded time. TF32 is off except in the column that says so: FP32 numbers are true FP32 (as our FP32 kernels are).
 """
@@ -31,6 +36,9 @@ from rrsr_model.ops.patch_match import patch_match_reference  # noqa: E402
 # RRSR's stages, then x16 area, and 64@512^2 (the issue's cuDNN comparison point)
 MDCN_SHAPES = [(256, 40), (128, 80), (64, 160), (256, 160), (128, 320), (64, 640), (64, 512)]
 ALGO = {"auto": 0, "simt": 1, "tensor_core": 2}  # the extension's `algo` argument (rrsr::Algo)
+# vec8 tensor-core kernel tiles (bm, bn, splits; 0 = the kernel's choice) for --tiles
+TILES = [(64, 64, 1), (64, 128, 1), (128, 64, 1), (128, 128, 1), (256, 64, 1), (64, 64, 2), (128, 64, 2),
+         (128, 64, 4), (256, 64, 4), (0, 0, 0)]
 PM_SIZES = [(83, 125), (135, 240), (270, 480)]                                    # LR sizes; CCN features 256 ch
 OFFSET_GROUP = 8
 
@@ -78,6 +86,57 @@ def bench(fn, budget, warmup=3, iters=20, predicted_s=None):
     return {"ms": statistics.median(times) * 1e3, "runs": len(times), "peak_mb": peak_mb}
 
 
+def gpu_time(fn, budget, repeats=15, target_s=4e-3):
+    """-> dict(ms=GPU ms per call from a CUDA graph of R calls, eager_ms, peak_mb, reps) or dict(skipped=reason)."""
+    try:
+        eager = bench(fn, budget, warmup=2, iters=10)
+    except RuntimeError as e:  # e.g. a tile the launcher refuses for this shape
+        return {"skipped": str(e).split(": ")[-1][:80]}
+    if "ms" not in eager:
+        return eager
+    reps = int(max(1, min(100, target_s / max(eager["ms"] / 1e3, 1e-6))))
+    if budget.left() <= 0:
+        return {**eager, "eager_ms": eager["ms"], "graph": "time budget spent"}
+    try:
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            fn()
+        torch.cuda.current_stream().wait_stream(side)
+        g = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(g):
+            for _ in range(reps):
+                fn()
+        g.replay()
+        torch.cuda.synchronize()
+        times = [_once(g.replay) for _ in range(repeats)]
+    except Exception as e:  # noqa: BLE001 - a callable that cannot be captured keeps its eager time, marked
+        return {**eager, "eager_ms": eager["ms"], "graph": f"not capturable: {type(e).__name__}"}
+    finally:
+        torch.cuda.synchronize()
+    return {"ms": statistics.median(times) * 1e3 / reps, "eager_ms": eager["ms"], "peak_mb": eager["peak_mb"],
+            "reps": reps}
+
+
+def kernel_breakdown(fn, calls=10):
+    """GPU time per call of each CUDA kernel fn launches (torch.profiler), as [(name, us)], longest first."""
+    from torch.profiler import ProfilerActivity, profile
+    fn()
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(calls):
+            fn()
+        torch.cuda.synchronize()
+    out = []
+    for e in prof.key_averages():
+        total = getattr(e, "self_device_time_total", None)
+        if total is None:
+            total = getattr(e, "self_cuda_time_total", 0)
+        if total > 0:
+            out.append((e.key, total / calls))
+    return sorted(out, key=lambda kv: -kv[1])
+
+
 def fmt(r):
     if r is None:
         return "-"
@@ -86,7 +145,7 @@ def fmt(r):
     return f"{r['ms']:9.3f} ms {r['peak_mb']:7.1f} MiB"
 
 
-def bench_mdcn(ext, budget, iters):
+def bench_mdcn(ext, budget, iters, tiles=False, profile_kernels=False):
     try:
         from torchvision.ops import deform_conv2d
     except Exception as e:  # noqa: BLE001
@@ -113,12 +172,17 @@ def bench_mdcn(ext, budget, iters):
             os_, ms = off, m                          # ours: FP32 offsets/mask (the FP16 policy)
             otv, mtv = off.to(dt), m.to(dt)           # torchvision: offsets in the feature dtype
             row = {"c": c, "hw": s, "dtype": str(dt).split(".")[-1]}
-            row["ours"] = bench(lambda: ext.mdcn_forward(xs, ws, os_, bs, ms, *a), budget, iters=iters)
-            row["ours_simt"] = (bench(lambda: ext.mdcn_forward(xs, ws, os_, bs, ms, *a, algo=ALGO["simt"]), budget,
-                                      iters=iters) if dt == torch.float16 else None)
-            row["torchvision"] = (bench(lambda: deform_conv2d(xs, otv, ws, bs, padding=(1, 1), mask=mtv), budget,
-                                        iters=iters) if deform_conv2d else None)
-            row["conv2d"] = bench(lambda: F.conv2d(xs, ws, bs, padding=1), budget, iters=iters)
+            row["ours"] = gpu_time(lambda: ext.mdcn_forward(xs, ws, os_, bs, ms, *a), budget)
+            row["ours_simt"] = (gpu_time(lambda: ext.mdcn_forward(xs, ws, os_, bs, ms, *a, algo=ALGO["simt"]), budget)
+                                if dt == torch.float16 else None)
+            row["torchvision"] = (gpu_time(lambda: deform_conv2d(xs, otv, ws, bs, padding=(1, 1), mask=mtv), budget)
+                                  if deform_conv2d else None)
+            row["conv2d"] = gpu_time(lambda: F.conv2d(xs, ws, bs, padding=1), budget)
+            if tiles and dt == torch.float16:
+                row["tiles"] = {}
+                for tile in TILES:
+                    r = gpu_time(lambda: ext.mdcn_forward(xs, ws, os_, bs, ms, *a, tile=list(tile)), budget)
+                    row["tiles"]["x".join(map(str, tile))] = r.get("ms", r.get("skipped"))
             if dt == torch.float16 and budget.left() > 0:
                 with torch.no_grad():
                     want = mdcn_reference(xs.float(), ws.float(), os_.float(), bs.float(), ms.float(), *a)
@@ -138,6 +202,20 @@ def bench_mdcn(ext, budget, iters):
                   f"{fmt(row['torchvision']):>22} | {fmt(row['conv2d']):>22} | {ratio('torchvision', 'ours'):>7} "
                   f"{ratio('ours', 'conv2d'):>9} | {e('fp16_err_ours'):>9} {e('fp16_err_simt'):>9} "
                   f"{e('fp16_err_torchvision'):>9}", flush=True)
+            if "ms" in row["ours"] and "eager_ms" in row["ours"]:
+                eg = lambda k: (f"{row[k]['eager_ms']:.3f}" if row.get(k) and "eager_ms" in row[k] else "-")  # noqa: E731
+                print(f"{'':>18} eager single calls (ms): ours {eg('ours')}, simt {eg('ours_simt')}, torchvision "
+                      f"{eg('torchvision')}, cudnn {eg('conv2d')}")
+            if profile_kernels and dt == torch.float16:
+                try:
+                    row["kernels_us"] = kernel_breakdown(lambda: ext.mdcn_forward(xs, ws, os_, bs, ms, *a))
+                    print(f"{'':>18} ours per kernel (us): " + ", ".join(
+                        f"{k.split('(')[0][-40:]} {v:.1f}" for k, v in row["kernels_us"]))
+                except Exception as ex:  # noqa: BLE001 - a profiler problem must not end the benchmark
+                    print(f"{'':>18} (profiler unavailable: {type(ex).__name__}: {str(ex)[:80]})")
+            if row.get("tiles"):
+                print(f"{'':>18} tiles (ms): " + ", ".join(
+                    f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in row["tiles"].items()))
     return rows
 
 
@@ -241,6 +319,9 @@ def main():
     ap.add_argument("--budget-s", type=float, default=200.0, help="stop measuring after this many seconds")
     ap.add_argument("--cap-s", type=float, default=20.0, help="skip a measurement predicted to exceed this")
     ap.add_argument("--iters", type=int, default=20)
+    ap.add_argument("--only", choices=["mdcn", "patch_match"], help="run one of the two benchmarks")
+    ap.add_argument("--tiles", action="store_true", help="also time each tile of the vec8 MDCN kernel (FP16)")
+    ap.add_argument("--profile", action="store_true", help="per-kernel GPU times of our FP16 MDCN (torch.profiler)")
     args = ap.parse_args()
     if not torch.cuda.is_available():
         sys.exit("bench_kernels.py: CUDA is not available")
@@ -261,8 +342,10 @@ def main():
     except Exception:  # noqa: BLE001
         pass
     with torch.no_grad():
-        result["mdcn"] = bench_mdcn(ext, budget, args.iters)
-        result["patch_match"] = bench_patch_match(ext, budget, args.iters)
+        if args.only != "patch_match":
+            result["mdcn"] = bench_mdcn(ext, budget, args.iters, tiles=args.tiles, profile_kernels=args.profile)
+        if args.only != "mdcn":
+            result["patch_match"] = bench_patch_match(ext, budget, args.iters)
     result["elapsed_s"] = time.monotonic() - budget.t0
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=1))

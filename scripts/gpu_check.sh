@@ -8,6 +8,8 @@
 # teeing everything into ${OUT:-build}/gpu_check.log (JSON: bench.json, bench_model.json beside it).
 # Every step runs under a timeout cut to a global deadline (GPU_CHECK_DEADLINE_S, default 540 s) so the whole run
 # ends in time; a failing step is reported and the next one still runs. Exit status: non-zero if any step failed.
+# A shorter run (device time is scarce): GPU_CHECK_STEPS=tests,bench (any of tests, sanitizer, bench, model; the
+# build always runs), GPU_CHECK_PYTEST="tests/gpu/test_gpu_kernels.py -k mdcn", GPU_CHECK_BENCH="--only mdcn --tiles".
 set -u -o pipefail
 cd "$(dirname "$0")/.."
 OUTDIR="${OUT:-build}"
@@ -21,6 +23,8 @@ export MAX_JOBS="${MAX_JOBS:-16}"          # ninja: compile the sources in paral
 export TORCH_CUDA_ARCH_LIST="9.0"           # -arch=sm_90 is passed explicitly; this only silences torch
 DEADLINE="${GPU_CHECK_DEADLINE_S:-540}"
 status=0
+STEPS=",${GPU_CHECK_STEPS:-tests,sanitizer,bench,model},"
+want() { case "$STEPS" in *",$1,"*) return 0;; *) return 1;; esac; }
 step() { echo; echo "=== $1 ($(date -u +%H:%M:%S), ${SECONDS}s elapsed)"; }
 # seconds a step may take: its own cap, cut to what is left before the deadline minus a reserve for later steps
 allow() { local cap=$1 reserve=$2 left=$((DEADLINE - SECONDS - $2)); [ "$left" -lt "$cap" ] && cap=$left; [ "$cap" -lt 5 ] && cap=5; echo "$cap"; }
@@ -39,15 +43,21 @@ else
   echo "build: FAILED (rc=$?) after $((SECONDS - t0)) s"; exit 1   # nothing below can run without it
 fi
 
-t=$(allow 150 200); step "pytest tests/gpu (timeout $t s)"
 export RRSR_TRT_KEEP_CASES="${RRSR_TRT_KEEP_CASES:-$PWD/build/trt-cases}"   # kept for the sanitizer step
-timeout "$t" "$PY" -m pytest -q -s -rs tests/gpu -p no:warnings -p no:cacheprovider || { echo "tests: FAILED (rc=$?)"; status=1; }
+if want tests; then
+  t=$(allow 150 200); step "pytest ${GPU_CHECK_PYTEST:-tests/gpu} (timeout $t s)"
+  # shellcheck disable=SC2086 # the selection is words on purpose
+  timeout "$t" "$PY" -m pytest -q -s -rs ${GPU_CHECK_PYTEST:-tests/gpu} -p no:warnings -p no:cacheprovider \
+    || { echo "tests: FAILED (rc=$?)"; status=1; }
+fi
 
 # the FP16 tensor-core kernels (MDCN, PatchMatch v2: cp.async double buffering) under compute-sanitizer, through the
 # TensorRT enqueue harness (a plain C++ program: fast to instrument); needs the harness and its kept cases
 HARNESS="${RRSR_TRT_BUILD_DIR:-build/plugins-trt}/rrsr_trt_enqueue_check"
 LIB="${RRSR_TRT_BUILD_DIR:-build/plugins-trt}/librrsr_trt_plugins_dynamic.so"
-if command -v compute-sanitizer >/dev/null && [ -x "$HARNESS" ] && [ -d "$RRSR_TRT_KEEP_CASES" ]; then
+if ! want sanitizer; then
+  :
+elif command -v compute-sanitizer >/dev/null && [ -x "$HARNESS" ] && [ -d "$RRSR_TRT_KEEP_CASES" ]; then
   t=$(allow 60 160); step "compute-sanitizer memcheck + racecheck on the FP16 enqueue cases (timeout $t s)"
   for c in "$RRSR_TRT_KEEP_CASES"/mdcn_fp16* "$RRSR_TRT_KEEP_CASES"/pm_float16* "$RRSR_TRT_KEEP_CASES"/ras_fp16*; do
     [ -d "$c" ] || continue
@@ -61,15 +71,20 @@ else
   echo "(compute-sanitizer step skipped: no compute-sanitizer, harness or kept cases)"
 fi
 
-t=$(allow 170 70); step "bench kernels (timeout $t s)"
-timeout "$t" "$PY" scripts/bench_kernels.py --json "$OUTDIR/bench.json" --budget-s $((t - 30)) --cap-s 20 \
-  || { echo "bench: FAILED (rc=$?)"; status=1; }
+if want bench; then
+  t=$(allow 170 70); step "bench kernels (timeout $t s)"
+  # shellcheck disable=SC2086
+  timeout "$t" "$PY" scripts/bench_kernels.py --json "$OUTDIR/bench.json" --budget-s $((t - 30)) --cap-s 20 \
+    ${GPU_CHECK_BENCH:-} || { echo "bench: FAILED (rc=$?)"; status=1; }
+fi
 
-t=$(allow 110 0); step "bench whole model at 1080p output (timeout $t s)"
-# fp32-compiled is left out: FP32 features take the exact SIMT PatchMatch, tens of seconds at this size
-timeout "$t" "$PY" scripts/bench_model.py --json "$OUTDIR/bench_model.json" --budget-s $((t - 40)) \
-  --paths fp16-compiled,fp16-reference,fp32-reference \
-  || { echo "bench_model: FAILED (rc=$?)"; status=1; }
+if want model; then
+  t=$(allow 110 0); step "bench whole model at 1080p output (timeout $t s)"
+  # fp32-compiled is left out: FP32 features take the exact SIMT PatchMatch, tens of seconds at this size
+  timeout "$t" "$PY" scripts/bench_model.py --json "$OUTDIR/bench_model.json" --budget-s $((t - 40)) \
+    --paths "${GPU_CHECK_MODEL_PATHS:-fp16-compiled,fp16-reference,fp32-reference}" \
+    || { echo "bench_model: FAILED (rc=$?)"; status=1; }
+fi
 
 step "done: status $status"
 exit $status

@@ -106,9 +106,17 @@ std::string check_algo(int64_t a, const char* op) {
 
 Result mdcn_forward(const Tensor& x, const Tensor& weight, const Tensor& offset, const std::optional<Tensor>& bias,
                     const std::optional<Tensor>& mask, std::vector<int64_t> strides, std::vector<int64_t> pads,
-                    std::vector<int64_t> dilations, int64_t group, int64_t offset_group, int64_t algo) {
+                    std::vector<int64_t> dilations, int64_t group, int64_t offset_group, int64_t algo,
+                    std::vector<int64_t> tile) {
   const char* op = "rrsr_torch.mdcn_forward";
   RRSR_TRY(check_algo(algo, op));
+  RRSR_REQUIRE(tile.empty() || tile.size() == 3, op, ": tile must be [] or [bm, bn, splits] (0 = the kernel's choice)");
+  rrsr::mdcn::TileChoice choice;
+  if (tile.size() == 3) {
+    choice.bm = static_cast<int>(tile[0]);
+    choice.bn = static_cast<int>(tile[1]);
+    choice.splits = static_cast<int>(tile[2]);
+  }
   const rrsr::Algo alg = static_cast<rrsr::Algo>(algo);
   RRSR_TRY(check_tensor(x, x, op, "x"));
   RRSR_TRY(check_tensor(weight, x, op, "weight"));
@@ -153,9 +161,11 @@ Result mdcn_forward(const Tensor& x, const Tensor& weight, const Tensor& offset,
   if (n == 0) return Result(std::vector<Tensor>{y}, std::string());
   rrsr::mdcn::Shape s{n, c, h, w, c_out, kh, kw, h_out, w_out, strides[0], strides[1], pads[0], pads[1],
                       dilations[0], dilations[1], group, offset_group};
+  const size_t ws_bytes = rrsr::mdcn::cuda_workspace_bytes(s, to_dtype(x), to_dtype(offset), alg);
+  Tensor ws = at::empty({static_cast<int64_t>(ws_bytes > 0 ? ws_bytes : 1)}, x.options().dtype(at::kByte));
   RRSR_TRY(status_message(rrsr::mdcn::forward_cuda(s, to_dtype(x), to_dtype(offset), x.data_ptr(), weight.data_ptr(),
-                                                   offset.data_ptr(), bias_ptr, mask_ptr, y.data_ptr(),
-                                                   current_stream(), alg),
+                                                   offset.data_ptr(), bias_ptr, mask_ptr, y.data_ptr(), ws.data_ptr(),
+                                                   ws_bytes, current_stream(), alg, tile.empty() ? nullptr : &choice),
                           op));
   return Result(std::vector<Tensor>{y}, std::string());
 }
@@ -267,7 +277,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "RRSR CUDA kernels (MDCN, RAS, PatchMatch) for PyTorch; each returns (outputs, error message)";
   m.def("mdcn_forward", &mdcn_forward, "DCNv2 / ONNX DeformConv forward", py::arg("x"), py::arg("weight"),
         py::arg("offset"), py::arg("bias").none(true), py::arg("mask").none(true), py::arg("strides"),
-        py::arg("pads"), py::arg("dilations"), py::arg("group"), py::arg("offset_group"), py::arg("algo") = 0);
+        py::arg("pads"), py::arg("dilations"), py::arg("group"), py::arg("offset_group"), py::arg("algo") = 0,
+        py::arg("tile") = std::vector<int64_t>());
   m.def("ras_forward", &ras_forward, "reference-aware selection forward", py::arg("x"), py::arg("ref"),
         py::arg("weight"), py::arg("bias"), py::arg("routing_weight"), py::arg("routing_bias"),
         py::arg("se1_weight"), py::arg("se1_bias"), py::arg("se2_weight"), py::arg("se2_bias"),

@@ -3,7 +3,7 @@ policy of ``rrsr_model.precision``, on the CPU or a CUDA device. The numerical r
 
 On CUDA the custom ops (MDCN, RAS, PatchMatch) run either PyTorch's reference kernels or the project's compiled
 CUDA kernels (``plugins/torch``, built on first use): ``kernels`` = "reference", "compiled", or "auto" = compiled
-for the FP16 policy on CUDA when the extension builds (tensor cores; at 1080p output 431 ms instead of 902 ms on an
+for the FP16 policy on CUDA when the extension builds (tensor cores; at 1080p output 409 ms instead of 905 ms on an
 H200), the references otherwise (FP32 keeps PyTorch's kernels: the compiled FP32 PatchMatch is exact but slow)."""
 from __future__ import annotations
 

@@ -73,6 +73,42 @@ def test_mdcn_fp16_matches_fp32_reference(ext, name, offset_dtype, algo):
     assert got.dtype == torch.float16 and got.shape == want.shape and err <= max(4e-3 * scale, 1e-3)
 
 
+VEC8_TILES = [(64, 64, 1), (64, 128, 1), (128, 64, 1), (128, 128, 1), (256, 64, 1), (64, 64, 2), (64, 64, 4),
+              (128, 64, 3)]
+
+
+@pytest.mark.parametrize("tile", VEC8_TILES, ids=["x".join(map(str, t)) for t in VEC8_TILES])
+@pytest.mark.parametrize("name", ["rrsr_64", "rrsr_256", "batch2_large_offsets", "groups_stride2", "kernel1x1"])
+def test_mdcn_fp16_vec8_tiles(ext, name, tile):
+    # every tile and split count of the vec8 tensor-core kernel (the launcher picks one per shape and GPU)
+    (n, c, h, w, co, kh, kw, st, pd, dl, gr, og, sc, has_b, has_m) = MDCN_CASES[name]
+    x, wt, off, b, m = _mdcn_inputs(n, c, h, w, co, kh, kw, st, pd, dl, gr, og, sc, has_b, has_m)
+    half = lambda t: None if t is None else t.half()  # noqa: E731
+    f32 = lambda t: None if t is None else t.float()  # noqa: E731
+    x16, w16, b16 = x.half(), wt.half(), half(b)
+    want = mdcn_reference(x16.float(), w16.float(), off, f32(b16), m, st, pd, dl, gr, og)
+    got = ext.mdcn_forward(x16, w16, off, b16, m, list(st), list(pd), list(dl), gr, og, algo=ALGO["tensor_core"],
+                           tile=list(tile))
+    torch.cuda.synchronize()
+    err = (got.float() - want).abs().max().item()
+    scale = want.abs().max().item()
+    print(f"mdcn fp16 vec8 {name} tile {tile}: max abs err {err:.3g} (|ref| max {scale:.3g})")
+    assert err <= max(4e-3 * scale, 1e-3)
+
+
+def test_mdcn_vec8_tile_errors(ext):
+    x, wt, off, b, m = _mdcn_inputs(1, 64, 24, 30, 64, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1, 8, 2.0)
+    a = ([1, 1], [1, 1, 1, 1], [1, 1], 1, 8)
+    with pytest.raises(RuntimeError, match="invalid argument"):
+        ext.mdcn_forward(x.half(), wt.half(), off, b.half(), m, *a, tile=[96, 64, 1])
+    with pytest.raises(RuntimeError, match="tile must be"):
+        ext.mdcn_forward(x.half(), wt.half(), off, b.half(), m, *a, tile=[64, 64])
+    # a 1080p-sized stage reserves no partial sums: asking for splits is refused, not run out of bounds
+    big = _mdcn_inputs(1, 64, 540, 960, 64, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1, 8, 2.0)
+    with pytest.raises(RuntimeError, match="workspace too small"):
+        ext.mdcn_forward(big[0].half(), big[1].half(), big[2], big[3].half(), big[4], *a, tile=[64, 64, 2])
+
+
 def _tv_deform(x, off, wt, b, m, pad):
     tv = pytest.importorskip("torchvision.ops")
     return tv.deform_conv2d(x, off, wt, b, stride=1, padding=pad, dilation=1, mask=m)

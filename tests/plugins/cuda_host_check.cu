@@ -7,6 +7,7 @@
 // races, the block reduction of ras_mean_kernel) -- that needs the GPU machine.
 //
 // usage: cuda_host_check mdcn|mdcn_tc|ras <dir>   (inputs and meta.txt written by test_plugin_cuda_host_check.py)
+//        cuda_host_check mdcn_vec8 <dir> <bm> <bn> <splits>   (the vec8 tensor-core kernel with that tile)
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -102,8 +103,92 @@ void emulate_mdcn_tc(const rrsr::mdcn::tc::Problem<TO>& pr, int batches) {
   }
 }
 
+// The vec8 kernel on the CPU: prepare (the input vectors and the weight re-layout element by element),
+// then per block and K chunk the weight copies and the gathers thread by thread, the products warp by warp, the
+// epilogue lane by lane, and the split-K reduction element by element. The device kernel double-buffers chunks;
+// chunk c's operands are the same either way.
+template <int BM, int BN, typename TO>
+void emulate_mdcn_vec8_tile(const rrsr::mdcn::vec8::Problem<TO>& pr) {
+  namespace nh = rrsr::mdcn::vec8;
+  using Tl = nh::Tiling<BM, BN>;
+  for (int64_t v = 0; v < static_cast<int64_t>(pr.n) * (pr.c / nh::kVec) * pr.h * pr.w; ++v) nh::vectorise_input(pr, v);
+  for (int64_t i = 0; i < static_cast<int64_t>(pr.c_out) * pr.k_total; ++i) nh::reorder_weight(pr, i);
+  std::vector<unsigned char> smem(Tl::smem_bytes(pr.k_total));
+  __half* a = reinterpret_cast<__half*>(smem.data());
+  __half* b = a + 2 * BM * nh::kLd;
+  float* scratch = reinterpret_cast<float*>(b + 2 * BN * nh::kLd);
+  int4* table = reinterpret_cast<int4*>(scratch + nh::kWarps * rrsr::cuda::kMmaTile * rrsr::cuda::kMmaTile);
+  static rrsr::cuda::MmaAcc acc[nh::kWarps][Tl::kFragsM][Tl::kFragsN];
+  const int64_t gx = (pr.p_count() + BN - 1) / BN, gy = (pr.cout_g + BM - 1) / BM * pr.splits;
+  for (int z = 0; z < pr.n * pr.group; ++z)
+    for (int64_t by = 0; by < gy; ++by)
+      for (int64_t bx = 0; bx < gx; ++bx) {
+        const nh::Coord co = nh::coord_of<BM>(pr, static_cast<int>(bx), static_cast<int>(by), z, BN);
+        for (auto& w : acc)
+          for (auto& r : w)
+            for (auto& f : r) rrsr::cuda::mma_zero(f);
+        for (int t = 0; t < nh::kThreads; ++t) nh::build_table(pr, co, t, table);
+        const int c_begin = co.split * pr.chunks_per_split;
+        const int c_end = std::min(c_begin + pr.chunks_per_split, pr.chunks);
+        for (int c = c_begin; c < c_end; ++c) {
+          for (int t = 0; t < nh::kThreads; ++t) nh::load_weights<BM>(pr, co, c, t, a);
+          for (int t = 0; t < nh::kThreads; ++t) {
+            const nh::Pixel<TO> px = nh::pixel_of<BN>(pr, co, t);
+            for (int j = 0; j < Tl::kItems; ++j) {
+              nh::Gathered gr;
+              nh::issue_gather<BN>(pr, px, table, c, t, j, nh::load_offsets<BN>(pr, px, table, c, t, j), gr);
+              nh::blend_store<BN>(gr, t, j, b);
+            }
+          }
+          for (int w = 0; w < nh::kWarps; ++w) nh::multiply_chunk<BM, BN>(a, b, w, acc[w]);
+        }
+        for (int w = 0; w < nh::kWarps; ++w)
+          for (int fm = 0; fm < Tl::kFragsM; ++fm)
+            for (int fn = 0; fn < Tl::kFragsN; ++fn) {
+              float* mine = scratch + w * rrsr::cuda::kMmaTile * rrsr::cuda::kMmaTile;
+              rrsr::cuda::mma_store(acc[w][fm][fn], mine, rrsr::cuda::kMmaTile);
+              for (int lane = 0; lane < 32; ++lane) nh::write_tile<BM, BN>(pr, co, w, fm, fn, mine, lane);
+            }
+      }
+  if (pr.splits > 1)
+    for (int64_t i = 0; i < static_cast<int64_t>(pr.n) * pr.c_out * pr.p_count(); ++i) nh::reduce_element(pr, i);
+}
+
+// Tile chosen as forward_cuda would (rrsr::mdcn::TileChoice), on the workspace it would get.
+template <typename TO>
+int emulate_mdcn_vec8(const rrsr::mdcn::Shape& s, const void* x, const void* w, const void* off, const void* bias,
+                      const void* mask, void* y, const rrsr::mdcn::TileChoice& tile) {
+  namespace nh = rrsr::mdcn::vec8;
+  const rrsr::mdcn::Geometry g = rrsr::mdcn::make_geometry(s);
+  if (!nh::supports(g)) {
+    std::fprintf(stderr, "the vec8 kernel needs channel counts that are multiples of 8\n");
+    return 2;
+  }
+  const nh::WorkspaceLayout l = nh::workspace_layout(g, s.n);
+  std::vector<unsigned char> ws(l.total + 16);
+  if (tile.splits > l.max_splits) {
+    std::fprintf(stderr, "%d splits exceed the %d the workspace reserves for this shape\n", tile.splits,
+                 static_cast<int>(l.max_splits));
+    return 2;
+  }
+  auto pr = rrsr::mdcn::make_vec8_problem<TO>(s, x, w, off, bias, mask, y, ws.data());
+  pr.splits = tile.splits;
+  pr.chunks_per_split = (pr.chunks + tile.splits - 1) / tile.splits;
+  switch (tile.bm * 1000 + tile.bn) {
+    case 64064: emulate_mdcn_vec8_tile<64, 64>(pr); return 0;
+    case 64128: emulate_mdcn_vec8_tile<64, 128>(pr); return 0;
+    case 128064: emulate_mdcn_vec8_tile<128, 64>(pr); return 0;
+    case 128128: emulate_mdcn_vec8_tile<128, 128>(pr); return 0;
+    case 256064: emulate_mdcn_vec8_tile<256, 64>(pr); return 0;
+    default: std::fprintf(stderr, "bad tile %dx%d\n", tile.bm, tile.bn); return 2;
+  }
+}
+
+rrsr::mdcn::TileChoice g_tile;  // mdcn_vec8's tile (argv)
+
 template <typename T, typename TO>
-int run_mdcn(const std::string& dir, const rrsr::mdcn::Shape& s, bool has_bias, bool has_mask, bool tensor_core) {
+int run_mdcn(const std::string& dir, const rrsr::mdcn::Shape& s, bool has_bias, bool has_mask, bool tensor_core,
+             bool vec8) {
   auto x = read_file(dir + "/x.bin"), w = read_file(dir + "/w.bin"), off = read_file(dir + "/off.bin");
   std::vector<char> b, m;
   if (has_bias) b = read_file(dir + "/b.bin");
@@ -112,6 +197,11 @@ int run_mdcn(const std::string& dir, const rrsr::mdcn::Shape& s, bool has_bias, 
   const void* bias = has_bias ? b.data() : nullptr;
   const void* mask = has_mask ? m.data() : nullptr;
   if constexpr (std::is_same<T, __half>::value) {
+    if (vec8) {
+      const int rc = emulate_mdcn_vec8<TO>(s, x.data(), w.data(), off.data(), bias, mask, y.data(), g_tile);
+      if (rc == 0) write_file(dir + "/y.bin", y.data(), y.size() * sizeof(T));
+      return rc;
+    }
     if (tensor_core) {
       emulate_mdcn_tc(rrsr::mdcn::make_tc_problem<TO>(s, x.data(), w.data(), off.data(), bias, mask, y.data()),
                       static_cast<int>(s.n * s.group));
@@ -119,7 +209,7 @@ int run_mdcn(const std::string& dir, const rrsr::mdcn::Shape& s, bool has_bias, 
       return 0;
     }
   }
-  if (tensor_core) {
+  if (tensor_core || vec8) {
     std::fprintf(stderr, "the tensor-core MDCN kernel takes FP16 features only\n");
     return 2;
   }
@@ -129,7 +219,7 @@ int run_mdcn(const std::string& dir, const rrsr::mdcn::Shape& s, bool has_bias, 
   return 0;
 }
 
-int mdcn_main(const std::string& dir, bool tensor_core) {
+int mdcn_main(const std::string& dir, bool tensor_core, bool vec8 = false) {
   std::ifstream meta(dir + "/meta.txt");
   rrsr::mdcn::Shape s{};
   int has_bias = 0, has_mask = 0, t16 = 0, o16 = 0;
@@ -139,10 +229,10 @@ int mdcn_main(const std::string& dir, bool tensor_core) {
     std::fprintf(stderr, "bad mdcn meta.txt\n");
     return 2;
   }
-  if (!t16 && !o16) return run_mdcn<float, float>(dir, s, has_bias, has_mask, tensor_core);
-  if (!t16 && o16) return run_mdcn<float, __half>(dir, s, has_bias, has_mask, tensor_core);
-  if (t16 && !o16) return run_mdcn<__half, float>(dir, s, has_bias, has_mask, tensor_core);
-  return run_mdcn<__half, __half>(dir, s, has_bias, has_mask, tensor_core);
+  if (!t16 && !o16) return run_mdcn<float, float>(dir, s, has_bias, has_mask, tensor_core, vec8);
+  if (!t16 && o16) return run_mdcn<float, __half>(dir, s, has_bias, has_mask, tensor_core, vec8);
+  if (t16 && !o16) return run_mdcn<__half, float>(dir, s, has_bias, has_mask, tensor_core, vec8);
+  return run_mdcn<__half, __half>(dir, s, has_bias, has_mask, tensor_core, vec8);
 }
 
 template <typename T, typename TG>
@@ -218,13 +308,19 @@ int ras_main(const std::string& dir) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 3) {
-    std::fprintf(stderr, "usage: %s mdcn|mdcn_tc|ras <dir>\n", argv[0]);
+  if (argc != 3 && !(argc == 6 && std::string(argv[1]) == "mdcn_vec8")) {
+    std::fprintf(stderr, "usage: %s mdcn|mdcn_tc|ras <dir> | mdcn_vec8 <dir> <bm> <bn> <splits>\n", argv[0]);
     return 2;
   }
   const std::string op = argv[1], dir = argv[2];
   if (op == "mdcn") return mdcn_main(dir, false);
   if (op == "mdcn_tc") return mdcn_main(dir, true);
+  if (op == "mdcn_vec8") {
+    g_tile.bm = std::atoi(argv[3]);
+    g_tile.bn = std::atoi(argv[4]);
+    g_tile.splits = std::atoi(argv[5]);
+    return mdcn_main(dir, true, true);
+  }
   if (op == "ras") return ras_main(dir);
   std::fprintf(stderr, "unknown op %s\n", op.c_str());
   return 2;

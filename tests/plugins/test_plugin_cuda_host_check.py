@@ -64,8 +64,8 @@ MDCN_PARAMS += [(c, "tc_" + t) for c in MDCN_CASES + MDCN_TC_CASES
                 for t in ("fp16_fp32off", "fp16_fp16off")]
 
 
-@pytest.mark.parametrize("case, types", MDCN_PARAMS, ids=[f"{c[0]}-{t}" for c, t in MDCN_PARAMS])
-def test_cuda_mdcn_device_code(host_check, tmp_path, case, types):
+def _mdcn_inputs(tmp_path, case, types):
+    """Writes the case's inputs and meta.txt; -> (arrays, output dims, output dtype)."""
     name, n, c, h, w, c_out, k, st, pads, dil, group, og, has_b, has_m, scale = case
     rng = np.random.default_rng(7)
     kh, kw = k
@@ -76,8 +76,6 @@ def test_cuda_mdcn_device_code(host_check, tmp_path, case, types):
     off = (rng.standard_normal((n, 2 * og * kh * kw, ho, wo)) * scale).astype(np.float32)
     b = rng.standard_normal(c_out).astype(np.float32) if has_b else None
     m = rng.random((n, og * kh * kw, ho, wo)).astype(np.float32) if has_m else None
-    tensor_core = types.startswith("tc_")
-    types = types.removeprefix("tc_")
     tdt = np.float16 if types.startswith("fp16") else np.float32
     odt = np.float16 if types == "fp16_fp16off" else np.float32
     x, wt = x.astype(tdt), wt.astype(tdt)
@@ -90,15 +88,66 @@ def test_cuda_mdcn_device_code(host_check, tmp_path, case, types):
     meta = [n, c, h, w, c_out, kh, kw, ho, wo, st[0], st[1], pads[0], pads[1], dil[0], dil[1], group, og,
             int(has_b), int(has_m), int(tdt == np.float16), int(odt == np.float16)]
     (tmp_path / "meta.txt").write_text(" ".join(map(str, meta)))
-    _run(host_check, "mdcn_tc" if tensor_core else "mdcn", tmp_path)
-    got = np.fromfile(tmp_path / "y.bin", dtype=tdt).reshape(n, c_out, ho, wo).astype(np.float32)
+    return (x, wt, off, b, m), (n, c_out, ho, wo), tdt
+
+
+def _mdcn_error(tmp_path, case, arrays, dims, tdt):
+    """-> (max abs error of y.bin vs the FP32 reference, tolerance)."""
+    _, n, c, h, w, c_out, k, st, pads, dil, group, og, *_ = case
+    got = np.fromfile(tmp_path / "y.bin", dtype=tdt).reshape(dims).astype(np.float32)
     f32 = lambda a: None if a is None else torch.from_numpy(a.astype(np.float32))  # noqa: E731
-    want = mdcn_reference(f32(x), f32(wt), f32(off), f32(b), f32(m), strides=st, pads=pads, dilations=dil,
-                          group=group, offset_group=og).numpy()
+    want = mdcn_reference(*(f32(a) for a in arrays), strides=st, pads=pads, dilations=dil, group=group,
+                          offset_group=og).numpy()
     err = float(np.abs(got - want).max())
     tol = 1e-4 if tdt == np.float32 else float(np.abs(want).max()) * 2.0 ** -11 + 1e-3
-    print(f"{name} {types}{' tensor-core' if tensor_core else ''}: max abs err {err:.3g} (tol {tol:.3g})")
+    return err, tol
+
+
+@pytest.mark.parametrize("case, types", MDCN_PARAMS, ids=[f"{c[0]}-{t}" for c, t in MDCN_PARAMS])
+def test_cuda_mdcn_device_code(host_check, tmp_path, case, types):
+    tensor_core = types.startswith("tc_")
+    types = types.removeprefix("tc_")
+    arrays, dims, tdt = _mdcn_inputs(tmp_path, case, types)
+    _run(host_check, "mdcn_tc" if tensor_core else "mdcn", tmp_path)
+    err, tol = _mdcn_error(tmp_path, case, arrays, dims, tdt)
+    print(f"{case[0]} {types}{' tensor-core' if tensor_core else ''}: max abs err {err:.3g} (tol {tol:.3g})")
     assert err <= tol
+
+
+# The vec8 tensor-core kernel (mdcn_vec8.cuh): channel counts that are multiples of 8 per group and offset group.
+# RRSR's 64-channel stage (18 K chunks), chunks that span taps (16 channels per group), C_out tails, groups with
+# stride 2, dilation with asymmetric pads, a 1x1 kernel; every tile, and split-K with uneven and empty splits.
+MDCN_VEC8_CASES = [
+    ("vec8_rrsr_64", 1, 64, 9, 11, 64, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1, 8, True, True, 2.0),
+    ("vec8_cout_70_span_taps", 2, 16, 7, 9, 70, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1, 2, True, True, 2.0),
+    ("vec8_groups_stride2", 1, 32, 11, 10, 24, (3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 2, 2, True, True, 3.0),
+    ("vec8_dilation_asym", 1, 16, 12, 13, 8, (3, 2), (2, 1), (1, 0, 2, 3), (2, 3), 1, 2, False, True, 2.0),
+    ("vec8_1x1_no_mask", 2, 24, 7, 5, 40, (1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1, 3, True, False, 1.0),
+]
+VEC8_TILES = [(64, 64, 1), (64, 128, 1), (128, 64, 1), (128, 128, 1), (256, 64, 1), (64, 64, 3), (128, 64, 4)]
+VEC8_PARAMS = [(c, t, "fp16_fp32off") for c in MDCN_VEC8_CASES for t in VEC8_TILES[:1] + VEC8_TILES[5:]]
+VEC8_PARAMS += [(MDCN_VEC8_CASES[0], t, "fp16_fp32off") for t in VEC8_TILES[1:5]]
+VEC8_PARAMS += [(MDCN_VEC8_CASES[1], t, "fp16_fp16off") for t in (VEC8_TILES[3], VEC8_TILES[5])]
+
+
+@pytest.mark.parametrize("case, tile, types", VEC8_PARAMS,
+                         ids=[f"{c[0]}-{'x'.join(map(str, t))}-{ty}" for c, t, ty in VEC8_PARAMS])
+def test_cuda_mdcn_vec8_device_code(host_check, tmp_path, case, tile, types):
+    arrays, dims, tdt = _mdcn_inputs(tmp_path, case, types)
+    r = subprocess.run([str(host_check), "mdcn_vec8", str(tmp_path), *map(str, tile)], capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    err, tol = _mdcn_error(tmp_path, case, arrays, dims, tdt)
+    print(f"{case[0]} {types} tile {tile}: max abs err {err:.3g} (tol {tol:.3g})")
+    assert err <= tol
+
+
+def test_cuda_mdcn_vec8_refuses_unaligned_channels(host_check, tmp_path):
+    # 16 channels in 8 offset groups: a 2-channel group cannot be one 16-byte vector
+    _mdcn_inputs(tmp_path, MDCN_CASES[0], "fp16_fp32off")
+    r = subprocess.run([str(host_check), "mdcn_vec8", str(tmp_path), "64", "64", "1"], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 2 and "multiples of 8" in r.stderr
 
 
 RAS_CASES = [

@@ -63,6 +63,60 @@ __host__ __device__ __forceinline__ void mma_accumulate(MmaAcc& c, const __half*
 #endif
 }
 
+// Operand fragments, loaded once and reused across several products (a warp's A tile against each of its B
+// tiles). Same layouts and rules as mma_accumulate.
+struct MmaFragA {
+#if defined(__CUDA_ARCH__)
+  nvcuda::wmma::fragment<nvcuda::wmma::matrix_a, 16, 16, 16, __half, nvcuda::wmma::row_major> f;
+#else
+  __half v[16][16];  // (m, k)
+#endif
+};
+
+template <bool kBColMajor>
+struct MmaFragB {
+#if defined(__CUDA_ARCH__)
+  using Layout = typename std::conditional<kBColMajor, nvcuda::wmma::col_major, nvcuda::wmma::row_major>::type;
+  nvcuda::wmma::fragment<nvcuda::wmma::matrix_b, 16, 16, 16, __half, Layout> f;
+#else
+  __half v[16][16];  // (k, n)
+#endif
+};
+
+__host__ __device__ __forceinline__ void mma_load_a(MmaFragA& fa, const __half* a, int lda) {
+#if defined(__CUDA_ARCH__)
+  nvcuda::wmma::load_matrix_sync(fa.f, a, static_cast<unsigned>(lda));
+#else
+  for (int m = 0; m < 16; ++m)
+    for (int k = 0; k < 16; ++k) fa.v[m][k] = a[m * lda + k];
+#endif
+}
+
+template <bool kBColMajor>
+__host__ __device__ __forceinline__ void mma_load_b(MmaFragB<kBColMajor>& fb, const __half* b, int ldb) {
+#if defined(__CUDA_ARCH__)
+  nvcuda::wmma::load_matrix_sync(fb.f, b, static_cast<unsigned>(ldb));
+#else
+  for (int k = 0; k < 16; ++k)
+    for (int n = 0; n < 16; ++n) fb.v[k][n] = kBColMajor ? b[n * ldb + k] : b[k * ldb + n];
+#endif
+}
+
+// c += a * b
+template <bool kBColMajor>
+__host__ __device__ __forceinline__ void mma_run(MmaAcc& c, const MmaFragA& fa, const MmaFragB<kBColMajor>& fb) {
+#if defined(__CUDA_ARCH__)
+  nvcuda::wmma::mma_sync(c.f, fa.f, fb.f, c.f);
+#else
+  for (int m = 0; m < 16; ++m)
+    for (int n = 0; n < 16; ++n) {
+      float s = 0.0f;
+      for (int k = 0; k < 16; ++k) s += __half2float(fa.v[m][k]) * __half2float(fb.v[k][n]);
+      c.v[m][n] += s;
+    }
+#endif
+}
+
 // Row-major store of the accumulator to out (stride ldo floats).
 __host__ __device__ __forceinline__ void mma_store(const MmaAcc& c, float* out, int ldo) {
 #if defined(__CUDA_ARCH__)

@@ -46,13 +46,38 @@ inline int check_shape(const Shape& s) {
 int forward_cpu(const Shape& s, DType t, DType t_offset, const void* x, const void* weight, const void* offset,
                 const void* bias, const void* mask, void* y, const CpuParallelFor* par);
 
-// CUDA kernel (built only with RRSR_WITH_CUDA); pointers are device pointers, stream is a cudaStream_t. Needs no
-// workspace. Returns kOk, a negative Status or a cudaError_t from the launch.
-// algo: kAuto = kTensorCore for FP16 features when its shared memory fits the device (always for 3x3 kernels),
-// else kSimt. kSimt: FP32 FMA for every type combination. kTensorCore (FP16 features only): samples rounded to
-// FP16 as tensor-core operands, FP32 coordinates, bilinear weights and accumulation.
+// Tuning hook for benchmarks and tests: the tile (bm output channels x bn pixels, from 64x64, 64x128, 128x64,
+// 128x128, 256x64) and the number of K splits the vec8 tensor-core kernel runs instead of its own choice. Zero
+// fields keep its choice; ignored by the other kernels.
+struct TileChoice {
+  int bm = 0, bn = 0, splits = 0;
+};
+
+// Device scratch forward_cuda(s, t, t_offset, ..., algo) needs, in bytes (0: none). The vec8 tensor-core kernel
+// takes a channel-octet copy of x plus the re-laid weights (n*c*h*w + c_out*c/group*kh*kw halves) and, for problems too
+// small to fill the GPU, FP32 partial sums of up to 4 K splits (4*n*c_out*h_out*w_out floats). Sizes only grow
+// with the shape, except the partial sums: a host that sizes the scratch for its largest shape still runs smaller
+// ones (unsplit where the partial sums do not fit).
+size_t cuda_workspace_bytes(const Shape& s, DType t, DType t_offset, Algo algo = Algo::kAuto);
+// Scratch enough for every shape from `smallest` to `largest` (same channels and attributes; e.g. a TensorRT
+// profile's min and max): cuda_workspace_bytes(s) <= this for each s between. Hosts that allocate once for a range
+// of shapes ask this, then pass cuda_workspace_bytes(s) of the shape at hand.
+size_t cuda_workspace_bytes(const Shape& smallest, const Shape& largest, DType t, DType t_offset,
+                            Algo algo = Algo::kAuto);
+
+// CUDA kernels (built only with RRSR_WITH_CUDA); pointers are device pointers, stream is a cudaStream_t; workspace
+// holds workspace_bytes (at least cuda_workspace_bytes() of the same arguments; may be null when that is 0).
+// Returns kOk, a negative Status (kErrWorkspaceTooSmall among them) or a cudaError_t from the launch.
+// algo:
+//   kSimt        FP32 FMA for every type combination.
+//   kTensorCore  FP16 features only: samples rounded to FP16 as tensor-core operands; FP32 coordinates, bilinear
+//                weights and accumulation. Channel counts that are multiples of 8 per group and per offset group
+//                (RRSR's) run the vec8 kernel (mdcn_vec8.cuh: 16-byte gathers, needs the workspace); others the
+//                NCHW kernel (mdcn_tc.cuh, when its shared memory fits the device: always for 3x3 kernels).
+//   kAuto        kTensorCore for FP16 features where one of its kernels takes the problem, else kSimt.
 int forward_cuda(const Shape& s, DType t, DType t_offset, const void* x, const void* weight, const void* offset,
-                 const void* bias, const void* mask, void* y, void* stream, Algo algo = Algo::kAuto);
+                 const void* bias, const void* mask, void* y, void* workspace, size_t workspace_bytes, void* stream,
+                 Algo algo = Algo::kAuto, const TileChoice* tile = nullptr);
 
 }  // namespace mdcn
 }  // namespace rrsr

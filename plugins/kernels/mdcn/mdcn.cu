@@ -2,7 +2,8 @@
 //   kSimt        the shared tiled implicit-GEMM kernel (common/conv_tile.cuh), FP32 FMA, with a sampler that
 //                bilinearly samples the input at the deformed tap positions; every type combination.
 //   kTensorCore  FP16 features: the column chunk sampled into shared memory as FP16 and multiplied on tensor cores
-//                with FP32 accumulation (mdcn_tc.cuh).
+//                with FP32 accumulation: from a channel-octet copy with 16-byte gathers where the channel counts allow
+//                (mdcn_vec8.cuh), else straight from NCHW (mdcn_tc.cuh).
 // One GEMM batch per (image, group). Sampling positions and weights use the same FP32 helpers as the CPU kernel
 // (common/rrsr_math.h).
 #include <cuda_fp16.h>
@@ -12,6 +13,7 @@
 #include "../common/rrsr_math.h"
 #include "geometry.cuh"
 #include "launch.h"
+#include "mdcn_vec8.cuh"
 #include "mdcn_tc.cuh"
 
 namespace rrsr {
@@ -130,22 +132,108 @@ int launch_tc(const Shape& s, const void* x, const void* weight, const void* off
   return static_cast<int>(tc::launch(p, static_cast<int>(batches), stream));
 }
 
+// The vec8 kernel's problem over the workspace laid out by vec8::workspace_layout.
+template <typename TO>
+vec8::Problem<TO> make_vec8_problem(const Shape& s, const void* x, const void* weight, const void* offset,
+                                    const void* bias, const void* mask, void* y, void* workspace) {
+  vec8::Problem<TO> q;
+  static_cast<Geometry&>(q) = make_geometry(s);
+  const vec8::WorkspaceLayout l = vec8::workspace_layout(q, s.n);
+  unsigned char* ws = static_cast<unsigned char*>(workspace);
+  q.n = static_cast<int>(s.n);
+  q.k_total = q.cin_g * q.taps;
+  q.chunks = (q.k_total + vec8::kKc - 1) / vec8::kKc;
+  q.splits = 1;
+  q.chunks_per_split = q.chunks;
+  q.x = static_cast<const __half*>(x);
+  q.wt = static_cast<const __half*>(weight);
+  q.xh = reinterpret_cast<__half*>(ws + l.xh);
+  q.wr = reinterpret_cast<__half*>(ws + l.wr);
+  q.partial = l.max_splits > 1 ? reinterpret_cast<float*>(ws + l.partial) : nullptr;
+  q.off = static_cast<const TO*>(offset);
+  q.mask = static_cast<const TO*>(mask);
+  q.bias = static_cast<const __half*>(bias);
+  q.y = static_cast<__half*>(y);
+  return q;
+}
+
+bool valid_tile(const TileChoice& t) {
+  const int code = t.bm * 1000 + t.bn;
+  return code == 64064 || code == 64128 || code == 128064 || code == 128128 || code == 256064;
+}
+
+template <typename TO>
+int launch_vec8(const Shape& s, const void* x, const void* weight, const void* offset, const void* bias,
+                const void* mask, void* y, void* workspace, size_t workspace_bytes, cudaStream_t stream,
+                const TileChoice* tile) {
+  const Geometry g = make_geometry(s);
+  const vec8::WorkspaceLayout l = vec8::workspace_layout(g, s.n);
+  if (workspace == nullptr || workspace_bytes < l.partial) return kErrWorkspaceTooSmall;
+  const int64_t max_splits = workspace_bytes >= l.total ? l.max_splits : 1;
+  int dev = 0, sms = 0;
+  cudaError_t err = cudaGetDevice(&dev);
+  if (err == cudaSuccess) err = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
+  if (err != cudaSuccess) return static_cast<int>(err);
+  vec8::Config cfg = vec8::pick_config(g, s.n, sms, max_splits);
+  if (tile && (tile->bm || tile->bn)) {
+    if (!valid_tile(*tile)) return kErrInvalidArgument;
+    cfg.bm = tile->bm;
+    cfg.bn = tile->bn;
+  }
+  if (tile && tile->splits) {
+    if (tile->splits < 1 || tile->splits > max_splits) return tile->splits < 1 ? kErrInvalidArgument : kErrWorkspaceTooSmall;
+    cfg.splits = tile->splits;
+  }
+  vec8::Problem<TO> q = make_vec8_problem<TO>(s, x, weight, offset, bias, mask, y, workspace);
+  q.splits = cfg.splits;
+  q.chunks_per_split = (q.chunks + cfg.splits - 1) / cfg.splits;
+  return static_cast<int>(vec8::launch(q, cfg, stream));
+}
+
+bool uses_vec8(const Shape& s, DType t, Algo algo) {
+  return t == DType::kFloat16 && (algo == Algo::kAuto || algo == Algo::kTensorCore) &&
+         vec8::supports(make_geometry(s)) && s.n * s.group <= 65535;
+}
+
+// the int-typed fields of the problems must fit
+bool fits_int(const Shape& s) {
+  return s.c <= INT32_MAX && s.c_out <= INT32_MAX && s.kh * s.kw <= INT32_MAX && s.stride_h <= INT32_MAX &&
+         s.stride_w <= INT32_MAX && s.pad_top <= INT32_MAX && s.pad_left <= INT32_MAX && s.dil_h <= INT32_MAX &&
+         s.dil_w <= INT32_MAX && s.n <= INT32_MAX && s.c_out * s.c / s.group * s.kh * s.kw <= INT32_MAX * int64_t{8};
+}
+
 }  // namespace
 
+size_t cuda_workspace_bytes(const Shape& s, DType t, DType /*t_offset*/, Algo algo) {
+  if (check_shape(s) != kOk || s.n == 0 || !fits_int(s) || !uses_vec8(s, t, algo)) return 0;
+  return vec8::workspace_layout(make_geometry(s), s.n).total;
+}
+
+size_t cuda_workspace_bytes(const Shape& smallest, const Shape& largest, DType t, DType t_offset, Algo algo) {
+  const size_t hi = cuda_workspace_bytes(largest, t, t_offset, algo);
+  if (hi == 0 || cuda_workspace_bytes(smallest, t, t_offset, algo) == 0) return hi;
+  const Geometry g = make_geometry(largest);
+  const vec8::WorkspaceLayout l = vec8::workspace_layout(g, largest.n);
+  // shapes in between may be split-eligible although `largest` is not: reserve the most any of them can use
+  const bool small_min = vec8::workspace_layout(make_geometry(smallest), smallest.n).max_splits > 1;
+  const size_t partial = small_min ? vec8::max_partial_bytes(g) : 0;
+  return hi > l.partial + partial ? hi : l.partial + partial;
+}
+
 int forward_cuda(const Shape& s, DType t, DType t_offset, const void* x, const void* weight, const void* offset,
-                 const void* bias, const void* mask, void* y, void* stream, Algo algo) {
+                 const void* bias, const void* mask, void* y, void* workspace, size_t workspace_bytes, void* stream,
+                 Algo algo, const TileChoice* tile) {
   if (check_shape(s) != kOk) return kErrInvalidArgument;
   if (s.n == 0) return kOk;
   if (!x || !weight || !offset || !y) return kErrInvalidArgument;
-  // every int-typed field of the problem must fit
-  if (s.c > INT32_MAX || s.c_out > INT32_MAX || s.kh * s.kw > INT32_MAX || s.stride_h > INT32_MAX ||
-      s.stride_w > INT32_MAX || s.pad_top > INT32_MAX || s.pad_left > INT32_MAX || s.dil_h > INT32_MAX ||
-      s.dil_w > INT32_MAX)
-    return kErrInvalidArgument;
+  if (!fits_int(s)) return kErrInvalidArgument;
   cudaStream_t st = static_cast<cudaStream_t>(stream);
   const bool t32 = t == DType::kFloat32, t16 = t == DType::kFloat16;
   const bool o32 = t_offset == DType::kFloat32, o16 = t_offset == DType::kFloat16;
   if (!(t32 || t16) || !(o32 || o16)) return kErrUnsupportedDType;
+  if (uses_vec8(s, t, algo))
+    return o32 ? launch_vec8<float>(s, x, weight, offset, bias, mask, y, workspace, workspace_bytes, st, tile)
+               : launch_vec8<__half>(s, x, weight, offset, bias, mask, y, workspace, workspace_bytes, st, tile);
   if (algo == Algo::kTensorCore || (algo == Algo::kAuto && t16 && tc_fits(s))) {
     if (!t16 || !tc_fits(s)) return kErrUnsupportedDType;
     return o32 ? launch_tc<float>(s, x, weight, offset, bias, mask, y, st)

@@ -236,8 +236,50 @@ void MdcnPlugin::record_inputs(const std::vector<Dims>& dims) {
   rank3_ = nb_inputs_ > 3 ? dims[3].nbDims : 0;
 }
 
+mdcn::Shape MdcnPlugin::kernel_shape(const Dims& x, const Dims& w, const Dims& y) const {
+  mdcn::Shape s{};
+  s.n = x.d[0];
+  s.c = x.d[1];
+  s.h = x.d[2];
+  s.w = x.d[3];
+  s.c_out = w.d[0];
+  s.kh = w.d[2];
+  s.kw = w.d[3];
+  s.h_out = y.d[2];
+  s.w_out = y.d[3];
+  s.stride_h = stride_h_;
+  s.stride_w = stride_w_;
+  s.pad_top = pad_t_;
+  s.pad_left = pad_l_;
+  s.dil_h = dil_h_;
+  s.dil_w = dil_w_;
+  s.group = group_;
+  s.offset_group = offset_group_;
+  return s;
+}
+
+size_t MdcnPlugin::getWorkspaceSize(nvinfer1::DynamicPluginTensorDesc const* inputs, int32_t nbInputs,
+                                    nvinfer1::DynamicPluginTensorDesc const* outputs,
+                                    int32_t nbOutputs) const noexcept {
+  try {
+    if (inputs == nullptr || outputs == nullptr || nbInputs < 3 || nbOutputs != 1) return 0;
+    for (const int i : {0, 1}) {
+      if (inputs[i].min.nbDims != 4 || inputs[i].max.nbDims != 4) return 0;
+    }
+    if (outputs[0].min.nbDims != 4 || outputs[0].max.nbDims != 4) return 0;
+    const mdcn::Shape lo = kernel_shape(inputs[0].min, inputs[1].min, outputs[0].min);
+    const mdcn::Shape hi = kernel_shape(inputs[0].max, inputs[1].max, outputs[0].max);
+    if (mdcn::check_shape(lo) != kOk || mdcn::check_shape(hi) != kOk) return 0;
+    DType t, t_off;
+    if (!to_dtype(inputs[0].desc.type, &t) || !to_dtype(inputs[2].desc.type, &t_off)) return 0;
+    return mdcn::cuda_workspace_bytes(lo, hi, t, t_off);
+  } catch (...) {
+    return 0;
+  }
+}
+
 int32_t MdcnPlugin::enqueue(nvinfer1::PluginTensorDesc const* inputDesc, nvinfer1::PluginTensorDesc const* outputDesc,
-                            void const* const* inputs, void* const* outputs, void* /*workspace*/,
+                            void const* const* inputs, void* const* outputs, void* workspace,
                             cudaStream_t stream) noexcept {
   try {
     if (inputDesc == nullptr || outputDesc == nullptr || inputs == nullptr || outputs == nullptr) {
@@ -257,24 +299,7 @@ int32_t MdcnPlugin::enqueue(nvinfer1::PluginTensorDesc const* inputDesc, nvinfer
       report("enqueue: X, W and Y must have rank 4");
       return 1;
     }
-    mdcn::Shape s{};
-    s.n = x.d[0];
-    s.c = x.d[1];
-    s.h = x.d[2];
-    s.w = x.d[3];
-    s.c_out = w.d[0];
-    s.kh = w.d[2];
-    s.kw = w.d[3];
-    s.h_out = y.d[2];
-    s.w_out = y.d[3];
-    s.stride_h = stride_h_;
-    s.stride_w = stride_w_;
-    s.pad_top = pad_t_;
-    s.pad_left = pad_l_;
-    s.dil_h = dil_h_;
-    s.dil_w = dil_w_;
-    s.group = group_;
-    s.offset_group = offset_group_;
+    const mdcn::Shape s = kernel_shape(x, w, y);
     if (s.n == 0) return 0;
     if (mdcn::check_shape(s) != kOk) {
       report("enqueue: invalid shapes X " + dims_str(x) + ", W " + dims_str(w) + ", Y " + dims_str(y));
@@ -292,8 +317,10 @@ int32_t MdcnPlugin::enqueue(nvinfer1::PluginTensorDesc const* inputDesc, nvinfer
       else mask = inputs[3];
     }
     if (nb_inputs_ == 5) mask = inputs[4];
+    // getWorkspaceSize gave at least this for every shape of the profile
+    const size_t bytes = mdcn::cuda_workspace_bytes(s, t, t_off);
     const int code = mdcn::forward_cuda(s, t, t_off, inputs[0], inputs[1], inputs[2], bias, mask, outputs[0],
-                                        static_cast<void*>(stream));
+                                        workspace, bytes, static_cast<void*>(stream));
     return launch_result(code, "modulated deformable convolution");
   } catch (...) {
     report("enqueue failed", nvinfer1::ErrorCode::kINTERNAL_ERROR);

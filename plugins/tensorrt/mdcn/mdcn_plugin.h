@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "../common/plugin_base.h"
+#include "../../kernels/mdcn/launch.h"
 
 namespace rrsr {
 namespace trt {
@@ -28,6 +29,8 @@ class MdcnPlugin final : public PluginBase {
                           nvinfer1::IExprBuilder& exprBuilder) noexcept override;
   bool supportsFormatCombination(int32_t pos, nvinfer1::DynamicPluginTensorDesc const* inOut, int32_t nbInputs,
                                  int32_t nbOutputs) noexcept override;
+  size_t getWorkspaceSize(nvinfer1::DynamicPluginTensorDesc const* inputs, int32_t nbInputs,
+                          nvinfer1::DynamicPluginTensorDesc const* outputs, int32_t nbOutputs) const noexcept override;
 
   // IPluginV3OneRuntime
   int32_t onShapeChange(nvinfer1::PluginTensorDesc const* in, int32_t nbInputs, nvinfer1::PluginTensorDesc const* out,
@@ -50,6 +53,8 @@ class MdcnPlugin final : public PluginBase {
   // `out` (when not null) with Y's shape. Returns "" or a message.
   std::string check_shapes(const nvinfer1::Dims* in, int32_t nb_inputs, nvinfer1::Dims* out) const;
   void record_inputs(const std::vector<nvinfer1::Dims>& dims);
+  // The launcher's Shape from X, W and Y dims and the attributes.
+  mdcn::Shape kernel_shape(const nvinfer1::Dims& x, const nvinfer1::Dims& w, const nvinfer1::Dims& y) const;
 
   int32_t nb_inputs_ = 0, rank3_ = 0;  // recorded by configurePlugin / onShapeChange for enqueue
   int64_t stride_h_, stride_w_, pad_t_, pad_l_, pad_b_, pad_r_, dil_h_, dil_w_, group_, offset_group_;

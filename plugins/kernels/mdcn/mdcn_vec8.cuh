@@ -1,0 +1,552 @@
+// Tensor-core MDCN over a channel-octet copy of the features (NC/8HW8: 8 channels = 16 bytes per pixel), the FP16
+// path for channel counts that are multiples of 8 per group and per offset group (RRSR's: 64, 128, 256 channels in
+// 8 offset groups). Up to three kernels on the stream, all scratch in the launcher's workspace:
+//   1. prepare:  x NCHW -> xh [n][c/8][h][w][8], and the weights re-laid [group][c_out/group][tap][c/group]
+//                (K' = tap * cin_g + channel, 8-aligned rows for 16-byte copies).
+//   2. gemm:     an implicit GEMM y[row][pix] = sum_k' W'[row][k'] * col[k'][pix]. A K' chunk is 32 deep: four
+//                channel octets. A work item (pixel, octet) computes one FP32 bilinear sample and gathers its four
+//                corners as four 16-byte loads (all 8 channels of the octet, which one offset group shares), blends
+//                them in FP32 and stores 8 FP16 column values with one 16-byte store. Lanes take neighbouring
+//                pixels, whose corners mostly share 128-byte lines in this layout (in NHWC each corner would be a line
+//                of its own). Weight tiles come by cp.async; operands are double-buffered, offsets loaded two chunks
+//                and gathers one chunk ahead of their use, so they are in flight during the tensor-core products.
+//   3. reduce:   only for split-K launches (small problems: too few output tiles to fill the GPU), the FP32
+//                partial sums of the splits, added in a fixed order (deterministic), + bias -> y.
+// Precision: sampling positions, bilinear weights and the blend are FP32 (rrsr_math.h); a sample is rounded to
+// FP16 once, as the tensor-core operand; products accumulate in FP32.
+//
+// Tile: BM output channels x BN pixels, 8 warps (kWarpsM x kWarpsN), each warp kFragsM x kFragsN 16x16
+// accumulators. pick_config chooses (BM, BN) in {64, 128, 256} x {64, 128} and the split count.
+//
+// Written as __host__ __device__ phases sequenced by the __global__ kernels, so tests/plugins/cuda_host_check.cu
+// replays the same code on a CPU (mma_tile.cuh and async_copy.cuh emulate the tensor cores and cp.async there).
+#pragma once
+
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "../common/async_copy.cuh"
+#include "../common/mma_tile.cuh"
+#include "../common/rrsr_math.h"
+#include "geometry.cuh"
+
+namespace rrsr {
+namespace mdcn {
+namespace vec8 {
+
+using cuda::kMmaTile;
+using cuda::MmaAcc;
+
+constexpr int kVec = 8;               // channels per 16-byte gather
+constexpr int kKc = 32;               // K' per chunk
+constexpr int kVecs = kKc / kVec;     // vectors per chunk row
+constexpr int kLd = kKc + 8;          // shared row stride (halves): 80 B keeps 16-byte stores conflict-free
+constexpr int kWarps = 8;
+constexpr int kThreads = kWarps * 32;
+constexpr int kMaxSplits = 4;
+// Split-K is considered only while the smallest tiling (64 x 64) gives fewer blocks than this (more SMs than any
+// current GPU has); the workspace reserves the partial sums only for such problems.
+constexpr int64_t kSplitBlocks = 256;
+constexpr size_t kAlign = 256;
+
+__host__ __device__ __forceinline__ size_t align_up(size_t v) { return (v + kAlign - 1) / kAlign * kAlign; }
+
+constexpr int kMaxKVecs = 2048;  // K' octets per block table (32 KB of shared memory): K' = taps * c/group <= 16384
+
+// Which problems this kernel takes: octets must stay inside one offset group and one conv group; the per-image
+// offsets, mask and feature copy are indexed with int (as the other kernels index a plane).
+inline bool supports(const Geometry& g) {
+  const int64_t hw_out = g.p_count(), hw = static_cast<int64_t>(g.h) * g.w;
+  return g.cin_g % kVec == 0 && g.ch_per_og % kVec == 0 && g.c % kVec == 0 &&
+         static_cast<int64_t>(g.cin_g) * g.taps / kVec <= kMaxKVecs &&
+         2 * static_cast<int64_t>(g.offset_group) * g.taps * hw_out < (int64_t{1} << 31) &&
+         static_cast<int64_t>(g.c) * hw < (int64_t{1} << 31);
+}
+
+template <int BM, int BN>
+struct Tiling {
+  static_assert((BM == 64 || BM == 128 || BM == 256) && (BN == 64 || BN == 128), "tile");
+  static constexpr int kWarpsM = BM >= 2 * BN ? 4 : 2;
+  static constexpr int kWarpsN = kWarps / kWarpsM;
+  static constexpr int kWarpM = BM / kWarpsM;  // rows per warp
+  static constexpr int kWarpN = BN / kWarpsN;  // pixels per warp
+  static constexpr int kFragsM = kWarpM / kMmaTile;
+  static constexpr int kFragsN = kWarpN / kMmaTile;
+  static constexpr int kItems = BN * kVecs / kThreads;  // gather items per thread and chunk
+  // resident blocks per SM the registers are capped for: 2 unless a warp holds 8 accumulator tiles
+  static constexpr int kMinBlocks = kFragsM * kFragsN >= 8 ? 1 : 2;
+  static_assert(kItems >= 1 && kThreads % BN == 0, "a thread keeps one pixel for the whole K loop");
+  // operands (double-buffered), epilogue scratch; the K table (smem_bytes) follows
+  static constexpr size_t kSmemFixed = (2 * static_cast<size_t>(BM) * kLd + 2 * static_cast<size_t>(BN) * kLd) *
+                                           sizeof(__half) +
+                                       static_cast<size_t>(kWarps) * kMmaTile * kMmaTile * sizeof(float);
+  static size_t smem_bytes(int k_total) { return kSmemFixed + static_cast<size_t>(k_total / kVec) * sizeof(int4); }
+};
+
+template <typename TO>
+struct Problem : Geometry {
+  int n;                            // images
+  int k_total;                      // taps * cin_g
+  int chunks;                       // ceil(k_total / kKc)
+  int splits, chunks_per_split;
+  const __half* __restrict__ x;     // NCHW input (prepare reads it)
+  const __half* __restrict__ wt;    // [c_out][cin_g][taps] (prepare reads it)
+  __half* __restrict__ xh;          // workspace: [n][c / 8][h][w][8] (channel octets, 16 bytes per pixel)
+  __half* __restrict__ wr;          // workspace: [group][cout_g][taps][cin_g]
+  float* __restrict__ partial;      // workspace: [splits][n][c_out][hw_out] (splits > 1)
+  const TO* __restrict__ off;
+  const TO* __restrict__ mask;      // may be null
+  const __half* __restrict__ bias;  // may be null
+  __half* __restrict__ y;
+};
+
+// Workspace layout: xh, wr, then (split-K) the partial sums.
+struct WorkspaceLayout {
+  size_t xh, wr, partial, total;  // byte offsets of each part; total bytes
+  int64_t max_splits;             // partial sums reserved for this many splits (1 = none)
+};
+
+inline int64_t blocks_for(const Geometry& g, int64_t n, int bm, int bn) {
+  return (g.p_count() + bn - 1) / bn * ((g.cout_g + bm - 1) / bm) * n * g.group;
+}
+
+inline WorkspaceLayout workspace_layout(const Geometry& g, int64_t n) {
+  WorkspaceLayout l{};
+  l.xh = 0;
+  l.wr = align_up(static_cast<size_t>(n) * g.c * g.h * g.w * sizeof(__half));
+  l.partial = l.wr + align_up(static_cast<size_t>(g.c_out) * g.cin_g * g.taps * sizeof(__half));
+  l.max_splits = blocks_for(g, n, 64, 64) < kSplitBlocks ? kMaxSplits : 1;
+  l.total = l.partial + (l.max_splits > 1 ? static_cast<size_t>(l.max_splits) * n * g.c_out * g.p_count() *
+                                                sizeof(float)
+                                          : 0);
+  return l;
+}
+
+// Partial-sum bytes enough for every split-eligible problem with these channels and groups (any n, h, w): the
+// eligible ones have n * ceil(hw_out / 64) < kSplitBlocks / (ceil(cout_g / 64) * group).
+inline size_t max_partial_bytes(const Geometry& g) {
+  const int64_t per = ((g.cout_g + 63) / 64) * static_cast<int64_t>(g.group);
+  const int64_t tiles = (kSplitBlocks - 1) / per;  // n * ceil(hw_out / 64) at most
+  return static_cast<size_t>(kMaxSplits) * g.c_out * (tiles * 64) * sizeof(float);
+}
+
+struct Config {
+  int bm, bn, splits;
+};
+
+// Tile and split choice, from the H200 tile sweep (scripts/bench_kernels.py --tiles; plugins/README.md). BM: the
+// smallest tile holding C_out / group, so each column chunk is sampled once; BN 128 for BM 64 (halves the weight
+// traffic per pixel), else 64 (fewer registers). While the grid would leave SMs idle: BN 64, then BM 256 -> 128;
+// below half a wave, split K (within the workspace's reservation, >= 16 chunks per split: shorter splits lost
+// more to their prologue and the reduction than they gained in parallelism).
+inline Config pick_config(const Geometry& g, int64_t n, int sm_count, int64_t max_splits) {
+  Config c{g.cout_g <= 64 ? 64 : (g.cout_g <= 128 ? 128 : 256), 64, 1};
+  if (c.bm == 64) c.bn = 128;
+  const int64_t want = sm_count;
+  if (blocks_for(g, n, c.bm, c.bn) < want && c.bn == 128) c.bn = 64;
+  if (blocks_for(g, n, c.bm, c.bn) < want && c.bm == 256) c.bm = 128;
+  const int64_t blocks = blocks_for(g, n, c.bm, c.bn);
+  const int chunks = (g.cin_g * g.taps + kKc - 1) / kKc;
+  if (2 * blocks < want && max_splits > 1) {
+    int64_t s = (2 * want + blocks - 1) / blocks;
+    if (s > max_splits) s = max_splits;
+    if (s > chunks / 16) s = chunks / 16;
+    if (s > 1) c.splits = static_cast<int>(s);
+  }
+  return c;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// 1. prepare
+
+// Element i of the re-laid weights: wr[(g * cout_g + row) * k_total + tap * cin_g + ch] = wt[g * cout_g + row][ch][tap]
+template <typename TO>
+__host__ __device__ __forceinline__ void reorder_weight(const Problem<TO>& pr, int64_t i) {
+  const int64_t row = i / pr.k_total;
+  const int k = static_cast<int>(i % pr.k_total);
+  const int tap = k / pr.cin_g, ch = k % pr.cin_g;
+  pr.wr[i] = pr.wt[row * pr.k_total + static_cast<int64_t>(ch) * pr.taps + tap];
+}
+
+// Element v of the vectorised copy: vector v = (image, channel octet, pixel) <- the octet's 8 NCHW values. Lanes
+// take consecutive pixels: each of the 8 reads is coalesced across the warp, the write is one 16-byte store.
+template <typename TO>
+__host__ __device__ __forceinline__ void vectorise_input(const Problem<TO>& pr, int64_t v) {
+  const int64_t hw = static_cast<int64_t>(pr.h) * pr.w;
+  const int64_t p = v % hw, oct = v / hw;  // oct = image * (c / 8) + channel octet
+  const __half* src = pr.x + oct * kVec * hw + p;
+  uint4 out;
+  __half* o = reinterpret_cast<__half*>(&out);
+RRSR_UNROLL
+  for (int i = 0; i < kVec; ++i) o[i] = src[i * hw];
+  *reinterpret_cast<uint4*>(pr.xh + v * kVec) = out;
+}
+
+constexpr int kPrepThreads = 256;
+
+template <typename TO>
+__global__ void __launch_bounds__(kPrepThreads) prepare_kernel(const Problem<TO> pr, int64_t weight_blocks) {
+  const int64_t b = blockIdx.x;
+  if (b < weight_blocks) {  // the first blocks re-lay the weights, one element per thread
+    const int64_t i = b * kPrepThreads + threadIdx.x;
+    if (i < static_cast<int64_t>(pr.c_out) * pr.k_total) reorder_weight(pr, i);
+    return;
+  }
+  const int64_t v = (b - weight_blocks) * kPrepThreads + threadIdx.x;
+  if (v < static_cast<int64_t>(pr.n) * (pr.c / kVec) * pr.h * pr.w) vectorise_input(pr, v);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// 2. gemm
+
+struct Coord {
+  int n, g;
+  int row0;      // first output channel (within the group) of the block
+  int64_t pix0;  // first output pixel of the block
+  int split;
+};
+
+// Per-block table of the K' octets (built once, read every chunk instead of dividing): for octet kv = k' / 8,
+// {offset channel of dy (dx is +1, the mask channel is half of it), the octet's plane in xh (halves, within an
+// image), tap row * dilation, tap column * dilation}.
+template <typename TO>
+__host__ __device__ __forceinline__ void build_table(const Problem<TO>& pr, const Coord& co, int tid, int4* table) {
+  const int64_t plane = static_cast<int64_t>(pr.h) * pr.w * kVec;
+  for (int kv = tid; kv < pr.k_total / kVec; kv += kThreads) {
+    const int k = kv * kVec;
+    const int tap = k / pr.cin_g, ch = k % pr.cin_g;
+    const int gch = co.g * pr.cin_g + ch;
+    const int og = gch / pr.ch_per_og;
+    table[kv] = make_int4(offset_channel(og, tap, pr.taps, 0), static_cast<int>((gch / kVec) * plane),
+                          (tap / pr.kw) * pr.dil_h, (tap % pr.kw) * pr.dil_w);
+  }
+}
+
+// A thread's output pixel and what of it stays fixed over the K loop (kThreads % BN == 0).
+template <typename TO>
+struct Pixel {
+  bool valid;
+  int y0, x0;           // ho * stride - pad_top, wo * stride - pad_left: the tap (0, 0) position before offsets
+  const TO* off;        // the pixel's dy of offset channel 0 in its image (channel ch at off[ch * hw_out])
+  const TO* mask;       // likewise, or null
+  const __half* xh;     // the image's vectorised copy
+};
+
+template <int BN, typename TO>
+__host__ __device__ __forceinline__ Pixel<TO> pixel_of(const Problem<TO>& pr, const Coord& co, int tid) {
+  Pixel<TO> px;
+  const int64_t hw_out = pr.p_count();
+  const int64_t pix = co.pix0 + tid % BN;
+  px.valid = pix < hw_out;
+  const int64_t q = px.valid ? pix : 0;
+  px.y0 = static_cast<int>(q / pr.w_out) * pr.stride_h - pr.pad_top;
+  px.x0 = static_cast<int>(q % pr.w_out) * pr.stride_w - pr.pad_left;
+  px.off = pr.off + static_cast<int64_t>(co.n) * 2 * pr.offset_group * pr.taps * hw_out + q;
+  px.mask = pr.mask ? pr.mask + static_cast<int64_t>(co.n) * pr.offset_group * pr.taps * hw_out + q : nullptr;
+  px.xh = pr.xh + static_cast<int64_t>(co.n) * pr.c * pr.h * pr.w;
+  return px;
+}
+
+// A gather item's offset and mask values, loaded two chunks ahead of their use (software pipelining: the block
+// never waits for them in its K loop).
+struct OffsetRegs {
+  float dy, dx, m;
+};
+
+// The registers of one gather item between issue and blend.
+struct Gathered {
+  uint4 v[4];  // four corners x 8 FP16 channels
+  float w[4];  // their bilinear weights (mask folded in; 0 for corners outside the image)
+};
+
+// Item j of thread tid in chunk `chunk`: its K' octet, or -1 past K'.
+template <int BN, typename TO>
+__host__ __device__ __forceinline__ int item_kv(const Problem<TO>& pr, int chunk, int tid, int j) {
+  const int kv = chunk * kVecs + (tid + j * kThreads) / BN;
+  return kv < pr.k_total / kVec ? kv : -1;
+}
+
+// Phase a1 (thread tid, item j of chunk `chunk`): the item's offset and mask values (zeros where it has none).
+template <int BN, typename TO>
+__host__ __device__ __forceinline__ OffsetRegs load_offsets(const Problem<TO>& pr, const Pixel<TO>& px,
+                                                            const int4* table, int chunk, int tid, int j) {
+  OffsetRegs o{0.0f, 0.0f, 0.0f};
+  const int kv = item_kv<BN>(pr, chunk, tid, j);
+  if (!px.valid || kv < 0) return o;
+  const int hw_out = static_cast<int>(pr.p_count());  // supports(): the image's offsets are int-indexed
+  const int ch = table[kv].x;
+  o.dy = cuda::to_float(px.off[ch * hw_out]);
+  o.dx = cuda::to_float(px.off[(ch + 1) * hw_out]);
+  o.m = px.mask ? cuda::to_float(px.mask[(ch >> 1) * hw_out]) : 1.0f;
+  return o;
+}
+
+// Phase a2: the sample position from those values and the four 16-byte corner loads.
+template <int BN, typename TO>
+__host__ __device__ __forceinline__ void issue_gather(const Problem<TO>& pr, const Pixel<TO>& px, const int4* table,
+                                                      int chunk, int tid, int j, const OffsetRegs& o,
+                                                      Gathered& gr) {
+RRSR_UNROLL
+  for (int q = 0; q < 4; ++q) {
+    gr.v[q] = make_uint4(0u, 0u, 0u, 0u);
+    gr.w[q] = 0.0f;
+  }
+  const int kv = item_kv<BN>(pr, chunk, tid, j);
+  if (!px.valid || kv < 0) return;
+  const int4 e = table[kv];
+  // as sample_position(): the integer part exact, then the offset added in FP32
+  const float py = static_cast<float>(px.y0 + e.z) + o.dy;
+  const float pxf = static_cast<float>(px.x0 + e.w) + o.dx;
+  const BilinearSample s = bilinear_sample(py, pxf, pr.h, pr.w, o.m);
+  const __half* base = px.xh + e.y;  // the octet's plane: 16 bytes per pixel, so neighbouring lanes share lines
+RRSR_UNROLL
+  for (int q = 0; q < 4; ++q) {
+    gr.v[q] = *reinterpret_cast<const uint4*>(base + s.idx[q] * kVec);
+    gr.w[q] = s.w[q];
+  }
+}
+
+// Phase b: the FP32 blend of the four corners, rounded to FP16, into the column tile b[BN][kLd] (pixel-major).
+template <int BN>
+__host__ __device__ __forceinline__ void blend_store(const Gathered& gr, int tid, int j, __half* b) {
+  const int e = tid + j * kThreads;
+  const int p = e % BN, vec = e / BN;
+  float acc[kVec];
+RRSR_UNROLL
+  for (int i = 0; i < kVec; ++i) acc[i] = 0.0f;
+RRSR_UNROLL
+  for (int q = 0; q < 4; ++q) {
+    const __half* h = reinterpret_cast<const __half*>(&gr.v[q]);
+RRSR_UNROLL
+    for (int i = 0; i < kVec; ++i) acc[i] = fmaf(gr.w[q], __half2float(h[i]), acc[i]);
+  }
+  uint4 out;
+  __half* o = reinterpret_cast<__half*>(&out);
+RRSR_UNROLL
+  for (int i = 0; i < kVec; ++i) o[i] = __float2half_rn(acc[i]);
+  *reinterpret_cast<uint4*>(b + p * kLd + vec * kVec) = out;
+}
+
+// Phase c (thread tid): the weight tile of chunk `chunk`, rows row0 .. row0 + BM -> a[BM][kLd] by cp.async; rows
+// past C_out / group and K' past k_total are zero-filled.
+template <int BM, typename TO>
+__host__ __device__ __forceinline__ void load_weights(const Problem<TO>& pr, const Coord& co, int chunk, int tid,
+                                                      __half* a) {
+RRSR_UNROLL
+  for (int e = tid; e < BM * kVecs; e += kThreads) {
+    const int r = e / kVecs, vec = e % kVecs;
+    const int row = co.row0 + r;
+    const int k = chunk * kKc + vec * kVec;
+    const bool valid = row < pr.cout_g && k < pr.k_total;
+    const __half* src = valid ? pr.wr + (static_cast<int64_t>(co.g) * pr.cout_g + row) * pr.k_total + k : pr.wr;
+    cuda::cp_async16(a + r * kLd + vec * kVec, src, valid);
+  }
+}
+
+// Phase d (warp wid): acc += a[warp rows] * b[warp pixels] over the chunk's kKc.
+template <int BM, int BN>
+__host__ __device__ __forceinline__ void multiply_chunk(const __half* a, const __half* b, int wid,
+                                                        MmaAcc (&acc)[Tiling<BM, BN>::kFragsM][Tiling<BM, BN>::kFragsN]) {
+  using Tl = Tiling<BM, BN>;
+  const int wm = wid / Tl::kWarpsN, wn = wid % Tl::kWarpsN;
+RRSR_UNROLL
+  for (int ks = 0; ks < kKc / kMmaTile; ++ks) {
+    cuda::MmaFragA fa[Tl::kFragsM];
+    cuda::MmaFragB<true> fb[Tl::kFragsN];
+RRSR_UNROLL
+    for (int fm = 0; fm < Tl::kFragsM; ++fm)
+      cuda::mma_load_a(fa[fm], a + (wm * Tl::kWarpM + fm * kMmaTile) * kLd + ks * kMmaTile, kLd);
+RRSR_UNROLL
+    for (int fn = 0; fn < Tl::kFragsN; ++fn)
+      cuda::mma_load_b<true>(fb[fn], b + (wn * Tl::kWarpN + fn * kMmaTile) * kLd + ks * kMmaTile, kLd);
+RRSR_UNROLL
+    for (int fm = 0; fm < Tl::kFragsM; ++fm)
+RRSR_UNROLL
+      for (int fn = 0; fn < Tl::kFragsN; ++fn) cuda::mma_run<true>(acc[fm][fn], fa[fm], fb[fn]);
+  }
+}
+
+// Phase e (lane of warp wid): accumulator tile (fm, fn), stored row-major in the warp's scratch -> y (+ bias), or
+// the split's FP32 partial sums. A lane writes 8 consecutive pixels of one row.
+template <int BM, int BN, typename TO>
+__host__ __device__ __forceinline__ void write_tile(const Problem<TO>& pr, const Coord& co, int wid, int fm, int fn,
+                                                    const float* scratch, int lane) {
+  using Tl = Tiling<BM, BN>;
+  const int wm = wid / Tl::kWarpsN, wn = wid % Tl::kWarpsN;
+  const int r = lane / 2, c8 = (lane % 2) * 8;
+  const int row = co.row0 + wm * Tl::kWarpM + fm * kMmaTile + r;
+  if (row >= pr.cout_g) return;
+  const int64_t hw_out = pr.p_count();
+  const int64_t pix = co.pix0 + wn * Tl::kWarpN + fn * kMmaTile + c8;
+  const int oc = co.g * pr.cout_g + row;
+  const float* v = scratch + r * kMmaTile + c8;
+  const int64_t at = (static_cast<int64_t>(co.n) * pr.c_out + oc) * hw_out + pix;
+  if (pr.splits > 1) {
+    float* out = pr.partial + static_cast<int64_t>(co.split) * pr.n * pr.c_out * hw_out + at;
+    for (int i = 0; i < 8 && pix + i < hw_out; ++i) out[i] = v[i];
+    return;
+  }
+  const float bias = pr.bias ? __half2float(pr.bias[oc]) : 0.0f;
+  if (pix + 8 <= hw_out && reinterpret_cast<uintptr_t>(pr.y + at) % 16 == 0) {
+    uint4 o;
+    __half* h = reinterpret_cast<__half*>(&o);
+RRSR_UNROLL
+    for (int i = 0; i < 8; ++i) h[i] = __float2half_rn(v[i] + bias);
+    *reinterpret_cast<uint4*>(pr.y + at) = o;
+  } else {
+    for (int i = 0; i < 8 && pix + i < hw_out; ++i) pr.y[at + i] = __float2half_rn(v[i] + bias);
+  }
+}
+
+template <int BM, typename TO>
+__host__ __device__ __forceinline__ Coord coord_of(const Problem<TO>& pr, int bx, int by, int bz, int bn) {
+  return Coord{bz / pr.group, bz % pr.group, (by / pr.splits) * BM, static_cast<int64_t>(bx) * bn, by % pr.splits};
+}
+
+template <int BM, int BN, typename TO>
+__global__ void __launch_bounds__(kThreads, Tiling<BM, BN>::kMinBlocks) gemm_kernel(const Problem<TO> pr) {
+  using Tl = Tiling<BM, BN>;
+  extern __shared__ __align__(128) unsigned char smem[];
+  __half* a_buf = reinterpret_cast<__half*>(smem);       // [2][BM][kLd]
+  __half* b_buf = a_buf + 2 * BM * kLd;                  // [2][BN][kLd]
+  float* scratch = reinterpret_cast<float*>(b_buf + 2 * BN * kLd);
+  int4* table = reinterpret_cast<int4*>(scratch + kWarps * kMmaTile * kMmaTile);
+  const Coord co = coord_of<BM>(pr, static_cast<int>(blockIdx.x), static_cast<int>(blockIdx.y),
+                                static_cast<int>(blockIdx.z), BN);
+  const int tid = static_cast<int>(threadIdx.x), wid = tid / 32, lane = tid % 32;
+  const Pixel<TO> px = pixel_of<BN>(pr, co, tid);
+  const int c_begin = co.split * pr.chunks_per_split;
+  const int c_end = c_begin + pr.chunks_per_split < pr.chunks ? c_begin + pr.chunks_per_split : pr.chunks;
+  build_table(pr, co, tid, table);
+
+  MmaAcc acc[Tl::kFragsM][Tl::kFragsN];
+RRSR_UNROLL
+  for (int fm = 0; fm < Tl::kFragsM; ++fm)
+RRSR_UNROLL
+    for (int fn = 0; fn < Tl::kFragsN; ++fn) cuda::mma_zero(acc[fm][fn]);
+  __syncthreads();  // the table
+
+  // Pipeline: offsets two chunks ahead, gathers and weight copies one chunk ahead -- issued before the products of
+  // the current chunk, consumed after them. `ahead` holds the offsets of chunk c+1 when iteration c starts.
+  OffsetRegs ahead[Tl::kItems];
+  Gathered gr[Tl::kItems];
+  if (c_begin < c_end) {  // prologue: chunk c_begin into buffer 0, offsets of c_begin + 1 in flight
+    load_weights<BM>(pr, co, c_begin, tid, a_buf);
+    cuda::cp_async_commit();
+RRSR_UNROLL
+    for (int j = 0; j < Tl::kItems; ++j) {
+      const OffsetRegs first = load_offsets<BN>(pr, px, table, c_begin, tid, j);
+      ahead[j] = load_offsets<BN>(pr, px, table, c_begin + 1, tid, j);
+      issue_gather<BN>(pr, px, table, c_begin, tid, j, first, gr[j]);
+    }
+RRSR_UNROLL
+    for (int j = 0; j < Tl::kItems; ++j) blend_store<BN>(gr[j], tid, j, b_buf);
+    cuda::cp_async_wait_all();
+    __syncthreads();
+  }
+  for (int c = c_begin; c < c_end; ++c) {
+    const int cur = (c - c_begin) & 1, nxt = cur ^ 1;
+    const bool more = c + 1 < c_end;
+    if (more) {
+      load_weights<BM>(pr, co, c + 1, tid, a_buf + nxt * BM * kLd);
+      cuda::cp_async_commit();
+RRSR_UNROLL
+      for (int j = 0; j < Tl::kItems; ++j) {
+        issue_gather<BN>(pr, px, table, c + 1, tid, j, ahead[j], gr[j]);
+        if (c + 2 < c_end) ahead[j] = load_offsets<BN>(pr, px, table, c + 2, tid, j);
+      }
+    }
+    multiply_chunk<BM, BN>(a_buf + cur * BM * kLd, b_buf + cur * BN * kLd, wid, acc);
+    if (more) {
+RRSR_UNROLL
+      for (int j = 0; j < Tl::kItems; ++j) blend_store<BN>(gr[j], tid, j, b_buf + nxt * BN * kLd);
+      cuda::cp_async_wait_all();
+    }
+    __syncthreads();  // chunk c+1 visible to all warps, and nobody still reads chunk c's buffers
+  }
+
+  float* mine = scratch + wid * kMmaTile * kMmaTile;
+RRSR_UNROLL
+  for (int fm = 0; fm < Tl::kFragsM; ++fm)
+RRSR_UNROLL
+    for (int fn = 0; fn < Tl::kFragsN; ++fn) {
+      cuda::mma_store(acc[fm][fn], mine, kMmaTile);
+      __syncwarp();
+      write_tile<BM, BN>(pr, co, wid, fm, fn, mine, lane);
+      __syncwarp();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// 3. reduce (split-K only): element i of y = bias + sum over splits, in split order
+
+template <typename TO>
+__host__ __device__ __forceinline__ void reduce_element(const Problem<TO>& pr, int64_t i) {
+  const int64_t hw_out = pr.p_count();
+  const int64_t total = static_cast<int64_t>(pr.n) * pr.c_out * hw_out;
+  const int oc = static_cast<int>((i / hw_out) % pr.c_out);
+  float v = pr.partial[i];
+  for (int s = 1; s < pr.splits; ++s) v += pr.partial[s * total + i];
+  if (pr.bias) v += __half2float(pr.bias[oc]);
+  pr.y[i] = __float2half_rn(v);
+}
+
+template <typename TO>
+__global__ void reduce_kernel(const Problem<TO> pr) {
+  const int64_t total = static_cast<int64_t>(pr.n) * pr.c_out * pr.p_count();
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+    reduce_element(pr, i);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Launch
+
+template <int BM, int BN, typename TO>
+cudaError_t launch_gemm(const Problem<TO>& pr, cudaStream_t stream) {
+  const int64_t gx = (pr.p_count() + BN - 1) / BN;
+  const int64_t gy = (pr.cout_g + BM - 1) / BM * pr.splits;
+  const int64_t gz = static_cast<int64_t>(pr.n) * pr.group;
+  if (gx > 0x7fffffff || gy > 65535 || gz > 65535) return cudaErrorInvalidConfiguration;
+  const size_t smem = Tiling<BM, BN>::smem_bytes(pr.k_total);
+  cudaError_t err =
+      cudaFuncSetAttribute(gemm_kernel<BM, BN, TO>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
+  if (err != cudaSuccess) return err;
+  gemm_kernel<BM, BN, TO><<<dim3(static_cast<unsigned>(gx), static_cast<unsigned>(gy), static_cast<unsigned>(gz)),
+                            kThreads, smem, stream>>>(pr);
+  return cudaGetLastError();
+}
+
+template <typename TO>
+cudaError_t launch(const Problem<TO>& pr, const Config& cfg, cudaStream_t stream) {
+  // prepare: weight blocks first, then the input vectors
+  const int64_t vectors = static_cast<int64_t>(pr.n) * (pr.c / kVec) * pr.h * pr.w;
+  const int64_t w_total = static_cast<int64_t>(pr.c_out) * pr.k_total;
+  const int64_t w_blocks = (w_total + kPrepThreads - 1) / kPrepThreads;
+  const int64_t x_blocks = (vectors + kPrepThreads - 1) / kPrepThreads;
+  if (x_blocks + w_blocks > 0x7fffffff) return cudaErrorInvalidConfiguration;
+  prepare_kernel<TO><<<static_cast<unsigned>(x_blocks + w_blocks), kPrepThreads, 0, stream>>>(pr, w_blocks);
+  cudaError_t err = cudaGetLastError();
+  if (err != cudaSuccess) return err;
+  switch (cfg.bm * 1000 + cfg.bn) {
+    case 64064: err = launch_gemm<64, 64>(pr, stream); break;
+    case 64128: err = launch_gemm<64, 128>(pr, stream); break;
+    case 128064: err = launch_gemm<128, 64>(pr, stream); break;
+    case 128128: err = launch_gemm<128, 128>(pr, stream); break;
+    case 256064: err = launch_gemm<256, 64>(pr, stream); break;
+    default: return cudaErrorInvalidValue;
+  }
+  if (err != cudaSuccess || pr.splits == 1) return err;
+  const int64_t total = static_cast<int64_t>(pr.n) * pr.c_out * pr.p_count();
+  int64_t blocks = (total + 255) / 256;
+  if (blocks > 8192) blocks = 8192;
+  reduce_kernel<TO><<<static_cast<unsigned>(blocks), 256, 0, stream>>>(pr);
+  return cudaGetLastError();
+}
+
+}  // namespace vec8
+}  // namespace mdcn
+}  // namespace rrsr
