@@ -179,7 +179,36 @@ void check_mdcn(IPluginCreatorV3One* c) {
   std::vector<PluginTensorDesc> pd;
   for (auto& d : v) pd.push_back(d.desc);
   check(rt->onShapeChange(pd.data(), 5, &pd[5], 1) == 0, "mdcn.on_shape_change_good", g_logger.last_error());
-  check(build->getWorkspaceSize(v.data(), 5, &v[5], 1) == 0, "mdcn.no_workspace");
+  check(build->getWorkspaceSize(v.data(), 5, &v[5], 1) == 0, "mdcn.no_workspace_below_8_channels_per_group");
+  {
+    // RRSR's stage: 64 channels in 8 offset groups. FP16 features take the octet kernel and its scratch (the octet
+    // copy of X at the profile's max shape); FP32 features take none. A profile whose min shape is small enough to
+    // split K also reserves the partial sums, so it asks for more than its max shape alone.
+    Fc rrsr({i32("pads", {1, 1, 1, 1}), i32("offset_group", {8})});
+    IPluginV3* q = c->createPlugin("m_rrsr", &rrsr.fc, TensorRTPhase::kBUILD);
+    auto* qb = q ? cap<IPluginV3OneBuild>(q, PluginCapabilityType::kBUILD) : nullptr;
+    check(qb != nullptr, "mdcn.create_rrsr_like", g_logger.last_error());
+    if (qb) {
+      auto stage = [&](DataType t, int64_t lo_hw, int64_t hi_hw) {
+        auto d4 = [&](int64_t ch, int64_t s, DataType ty) {
+          DynamicPluginTensorDesc x = dyn(dims({1, ch, s, s}), ty);
+          x.min = dims({1, ch, lo_hw, lo_hw});
+          x.max = dims({1, ch, hi_hw, hi_hw});
+          return x;
+        };
+        std::vector<DynamicPluginTensorDesc> io{d4(64, hi_hw, t), dyn(dims({64, 64, 3, 3}), t),
+                                                 d4(144, hi_hw, DataType::kFLOAT), dyn(dims({64}), t),
+                                                 d4(72, hi_hw, DataType::kFLOAT), d4(64, hi_hw, t)};
+        return qb->getWorkspaceSize(io.data(), 5, &io[5], 1);
+      };
+      const size_t octets = 64 * 256 * 256 * 2;  // X at the max shape, FP16
+      const size_t big = stage(DataType::kHALF, 256, 256), ranged = stage(DataType::kHALF, 16, 256);
+      check(big >= octets && big < octets + (1u << 20), "mdcn.fp16_workspace_octet_copy", std::to_string(big));
+      check(ranged > big, "mdcn.fp16_workspace_covers_split_min", std::to_string(ranged));
+      check(stage(DataType::kFLOAT, 16, 256) == 0, "mdcn.fp32_no_workspace");
+    }
+    if (q) destroy(q);
+  }
 
   // attachToContext clones and sends later errors to the context's recorder as well.
   Recorder rec;
