@@ -124,27 +124,9 @@ OrtStatus* MdcnKernel::Compute(OrtKernelContext* ctx) {
 #ifdef RRSR_WITH_CUDA
     void* stream = nullptr;
     if (OrtStatus* st = api.KernelContext_GetGPUComputeStream(ctx, &stream)) return st;
-    // Scratch (the tensor-core kernel's NHWC copy) from the EP's allocator, which orders later users after this
-    // stream's work.
-    const size_t bytes = mdcn::cuda_workspace_bytes(s, t, t_off);
-    void* ws = nullptr;
-    OrtAllocator* alloc = nullptr;
-    if (bytes > 0) {
-      const OrtMemoryInfo* mem = nullptr;
-      if (OrtStatus* st = api.GetTensorMemoryInfo(x.value, &mem)) return st;
-      if (OrtStatus* st = api.KernelContext_GetAllocator(ctx, mem, &alloc)) return st;
-      ws = alloc->Alloc(alloc, bytes);
-      if (ws == nullptr) {
-        api.ReleaseAllocator(alloc);
-        return make_error(api, node_, "could not allocate " + std::to_string(bytes) + " bytes of CUDA workspace",
-                          ORT_FAIL);
-      }
-    }
-    code = mdcn::forward_cuda(s, t, t_off, x.data, w.data, off.data, bias, mask, y, ws, bytes, stream);
-    if (alloc) {
-      alloc->Free(alloc, ws);
-      api.ReleaseAllocator(alloc);
-    }
+    Scratch ws(api);  // the tensor-core kernel's octet copy of X (none for FP32)
+    if (OrtStatus* st = ws.acquire(ctx, x, mdcn::cuda_workspace_bytes(s, t, t_off), node_)) return st;
+    code = mdcn::forward_cuda(s, t, t_off, x.data, w.data, off.data, bias, mask, y, ws.data(), ws.bytes(), stream);
 #else
     return make_error(api, node_, "this library was built without CUDA", ORT_NOT_IMPLEMENTED);
 #endif

@@ -226,6 +226,42 @@ inline OrtStatus* get_input(const OrtApi& api, OrtKernelContext* ctx, size_t ind
   return nullptr;
 }
 
+// Device scratch for a CUDA launch, from the EP's own allocator for the memory `like` lives in, freed when this goes
+// out of scope (right after the launch): ORT's CUDA allocator hands memory out on the same compute stream, so later
+// users are ordered after the kernel. acquire(0 bytes) allocates nothing (data() stays null).
+class Scratch {
+ public:
+  explicit Scratch(const OrtApi& api) : api_(api) {}
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+  ~Scratch() {
+    if (alloc_ == nullptr) return;
+    if (data_ != nullptr) alloc_->Free(alloc_, data_);
+    api_.ReleaseAllocator(alloc_);
+  }
+
+  OrtStatus* acquire(OrtKernelContext* ctx, const Tensor& like, size_t bytes, const NodeId& node) {
+    if (bytes == 0) return nullptr;
+    const OrtMemoryInfo* mem = nullptr;
+    if (OrtStatus* st = api_.GetTensorMemoryInfo(like.value, &mem)) return st;
+    if (OrtStatus* st = api_.KernelContext_GetAllocator(ctx, mem, &alloc_)) return st;
+    data_ = alloc_->Alloc(alloc_, bytes);
+    if (data_ == nullptr)
+      return make_error(api_, node, "could not allocate " + std::to_string(bytes) + " bytes of CUDA workspace",
+                        ORT_FAIL);
+    bytes_ = bytes;
+    return nullptr;
+  }
+  void* data() const { return data_; }
+  size_t bytes() const { return bytes_; }
+
+ private:
+  const OrtApi& api_;
+  OrtAllocator* alloc_ = nullptr;
+  void* data_ = nullptr;
+  size_t bytes_ = 0;
+};
+
 inline OrtStatus* make_output(const OrtApi& api, OrtKernelContext* ctx, size_t index,
                               const std::vector<int64_t>& dims, void** data) {
   OrtValue* out = nullptr;

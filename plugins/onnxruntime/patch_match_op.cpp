@@ -81,22 +81,10 @@ OrtStatus* PatchMatchKernel::Compute(OrtKernelContext* ctx) {
 #ifdef RRSR_WITH_CUDA
     void* stream = nullptr;
     if (OrtStatus* st = api.KernelContext_GetGPUComputeStream(ctx, &stream)) return st;
-    // Scratch from the EP's allocator; ORT's CUDA allocator orders later users after this stream's work.
-    const OrtMemoryInfo* mem = nullptr;
-    if (OrtStatus* st = api.GetTensorMemoryInfo(a.value, &mem)) return st;
-    OrtAllocator* alloc = nullptr;
-    if (OrtStatus* st = api.KernelContext_GetAllocator(ctx, mem, &alloc)) return st;
-    const size_t bytes = patch_match::cuda_workspace_bytes(s);
-    void* ws = alloc->Alloc(alloc, bytes);
-    if (ws == nullptr) {
-      api.ReleaseAllocator(alloc);
-      return make_error(api, node_, "could not allocate " + std::to_string(bytes) + " bytes of CUDA workspace",
-                        ORT_FAIL);
-    }
+    Scratch ws(api);
+    if (OrtStatus* st = ws.acquire(ctx, a, patch_match::cuda_workspace_bytes(s), node_)) return st;
     code = patch_match::forward_cuda(s, t, a.data, r.data, static_cast<int32_t*>(index), static_cast<float*>(score),
-                                     ws, bytes, stream);
-    alloc->Free(alloc, ws);
-    api.ReleaseAllocator(alloc);
+                                     ws.data(), ws.bytes(), stream);
 #else
     return make_error(api, node_, "this library was built without CUDA", ORT_NOT_IMPLEMENTED);
 #endif

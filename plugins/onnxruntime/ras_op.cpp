@@ -96,25 +96,12 @@ OrtStatus* RasKernel::Compute(OrtKernelContext* ctx) {
 #ifdef RRSR_WITH_CUDA
     void* stream = nullptr;
     if (OrtStatus* s2 = api.KernelContext_GetGPUComputeStream(ctx, &stream)) return s2;
-    // Scratch from the EP's own allocator for the memory the inputs live in. It is freed right after the launch:
-    // ORT's CUDA allocator hands memory out on this same compute stream, so later users are ordered after us.
-    const OrtMemoryInfo* mem = nullptr;
-    if (OrtStatus* s2 = api.GetTensorMemoryInfo(x.value, &mem)) return s2;
-    OrtAllocator* alloc = nullptr;
-    if (OrtStatus* s2 = api.KernelContext_GetAllocator(ctx, mem, &alloc)) return s2;
-    const size_t bytes = ras::cuda_workspace_bytes(s);
-    void* ws = alloc->Alloc(alloc, bytes);
-    if (ws == nullptr) {
-      api.ReleaseAllocator(alloc);
-      return make_error(api, node_, "could not allocate " + std::to_string(bytes) + " bytes of CUDA workspace",
-                        ORT_FAIL);
-    }
+    Scratch ws(api);
+    if (OrtStatus* s2 = ws.acquire(ctx, x, ras::cuda_workspace_bytes(s), node_)) return s2;
     code = ras::forward_cuda(s, t, t_gate, t_valid, p[sp::kInputX], p[sp::kInputR], p[sp::kInputW],
                              p[sp::kInputB], p[sp::kInputRoutingWeight], p[sp::kInputRoutingBias],
                              p[sp::kInputSe1Weight], p[sp::kInputSe1Bias], p[sp::kInputSe2Weight],
-                             p[sp::kInputSe2Bias], p[sp::kInputValidSize], y, ws, bytes, stream);
-    alloc->Free(alloc, ws);
-    api.ReleaseAllocator(alloc);
+                             p[sp::kInputSe2Bias], p[sp::kInputValidSize], y, ws.data(), ws.bytes(), stream);
 #else
     return make_error(api, node_, "this library was built without CUDA", ORT_NOT_IMPLEMENTED);
 #endif

@@ -50,6 +50,12 @@ std::string cat(const A&... a) {
   return out;
 }
 
+// A launcher's device scratch from torch's caching allocator, on `like`'s device (at least 1 byte, so data_ptr is
+// never null).
+Tensor scratch(size_t bytes, const Tensor& like) {
+  return at::empty({static_cast<int64_t>(bytes > 0 ? bytes : 1)}, like.options().dtype(at::kByte));
+}
+
 Result fail(std::string msg) { return Result(std::vector<Tensor>(), std::move(msg)); }
 
 // Each check returns "" or the message naming the op, argument and problem.
@@ -162,7 +168,7 @@ Result mdcn_forward(const Tensor& x, const Tensor& weight, const Tensor& offset,
   rrsr::mdcn::Shape s{n, c, h, w, c_out, kh, kw, h_out, w_out, strides[0], strides[1], pads[0], pads[1],
                       dilations[0], dilations[1], group, offset_group};
   const size_t ws_bytes = rrsr::mdcn::cuda_workspace_bytes(s, to_dtype(x), to_dtype(offset), alg);
-  Tensor ws = at::empty({static_cast<int64_t>(ws_bytes > 0 ? ws_bytes : 1)}, x.options().dtype(at::kByte));
+  const Tensor ws = scratch(ws_bytes, x);
   RRSR_TRY(status_message(rrsr::mdcn::forward_cuda(s, to_dtype(x), to_dtype(offset), x.data_ptr(), weight.data_ptr(),
                                                    offset.data_ptr(), bias_ptr, mask_ptr, y.data_ptr(), ws.data_ptr(),
                                                    ws_bytes, current_stream(), alg, tile.empty() ? nullptr : &choice),
@@ -231,7 +237,7 @@ Result ras_forward(const Tensor& x, const Tensor& r, const Tensor& weight, const
   if (n == 0) return Result(std::vector<Tensor>{y}, std::string());
   rrsr::ras::Shape s{n, cx, cr, h, w, e, c_out};
   const size_t ws_bytes = rrsr::ras::cuda_workspace_bytes(s);
-  Tensor ws = at::empty({static_cast<int64_t>(ws_bytes > 0 ? ws_bytes : 1)}, x.options().dtype(at::kByte));
+  const Tensor ws = scratch(ws_bytes, x);
   RRSR_TRY(status_message(
       rrsr::ras::forward_cuda(s, to_dtype(x), to_dtype(routing_weight), t_valid, x.data_ptr(), r.data_ptr(),
                               weight.data_ptr(), bias.data_ptr(), routing_weight.data_ptr(), routing_bias.data_ptr(),
@@ -263,7 +269,7 @@ Result patch_match_forward(const Tensor& f_in, const Tensor& f_ref, int64_t patc
   if (s.n == 0) return Result(std::vector<Tensor>{index, score}, std::string());
   // the scratch of the algorithm that runs (the tensor-core path needs about half of the SIMT one)
   const size_t ws_bytes = rrsr::patch_match::cuda_workspace_bytes(s, to_dtype(f_in), alg);
-  Tensor ws = at::empty({static_cast<int64_t>(ws_bytes > 0 ? ws_bytes : 1)}, f_in.options().dtype(at::kByte));
+  const Tensor ws = scratch(ws_bytes, f_in);
   RRSR_TRY(status_message(rrsr::patch_match::forward_cuda(s, to_dtype(f_in), f_in.data_ptr(), f_ref.data_ptr(),
                                                          index.data_ptr<int32_t>(), score.data_ptr<float>(),
                                                          ws.data_ptr(), ws_bytes, current_stream(), alg),

@@ -171,9 +171,7 @@ int emulate_mdcn_vec8(const rrsr::mdcn::Shape& s, const void* x, const void* w, 
                  static_cast<int>(l.max_splits));
     return 2;
   }
-  auto pr = rrsr::mdcn::make_vec8_problem<TO>(s, x, w, off, bias, mask, y, ws.data());
-  pr.splits = tile.splits;
-  pr.chunks_per_split = (pr.chunks + tile.splits - 1) / tile.splits;
+  const auto pr = rrsr::mdcn::make_vec8_problem<TO>(s, g, l, tile.splits, x, w, off, bias, mask, y, ws.data());
   switch (tile.bm * 1000 + tile.bn) {
     case 64064: emulate_mdcn_vec8_tile<64, 64>(pr); return 0;
     case 64128: emulate_mdcn_vec8_tile<64, 128>(pr); return 0;

@@ -39,32 +39,8 @@ __host__ __device__ __forceinline__ void mma_zero(MmaAcc& c) {
 #endif
 }
 
-// c += A * B with A 16x16 (M x K) row-major at a (stride lda) and B 16x16 (K x N) at b: row-major (element (k, n)
-// at b[k * ldb + n]) or, with kBColMajor, column-major (element (k, n) at b[n * ldb + k]).
-template <bool kBColMajor>
-__host__ __device__ __forceinline__ void mma_accumulate(MmaAcc& c, const __half* a, int lda, const __half* b,
-                                                        int ldb) {
-#if defined(__CUDA_ARCH__)
-  using namespace nvcuda;
-  using BLayout = typename std::conditional<kBColMajor, wmma::col_major, wmma::row_major>::type;
-  wmma::fragment<wmma::matrix_a, 16, 16, 16, __half, wmma::row_major> fa;
-  wmma::fragment<wmma::matrix_b, 16, 16, 16, __half, BLayout> fb;
-  wmma::load_matrix_sync(fa, a, static_cast<unsigned>(lda));
-  wmma::load_matrix_sync(fb, b, static_cast<unsigned>(ldb));
-  wmma::mma_sync(c.f, fa, fb, c.f);
-#else
-  for (int m = 0; m < 16; ++m)
-    for (int n = 0; n < 16; ++n) {
-      float s = 0.0f;
-      for (int k = 0; k < 16; ++k)
-        s += __half2float(a[m * lda + k]) * __half2float(kBColMajor ? b[n * ldb + k] : b[k * ldb + n]);
-      c.v[m][n] += s;
-    }
-#endif
-}
-
 // Operand fragments, loaded once and reused across several products (a warp's A tile against each of its B
-// tiles). Same layouts and rules as mma_accumulate.
+// tiles). Layouts as in mma_accumulate below.
 struct MmaFragA {
 #if defined(__CUDA_ARCH__)
   nvcuda::wmma::fragment<nvcuda::wmma::matrix_a, 16, 16, 16, __half, nvcuda::wmma::row_major> f;
@@ -115,6 +91,19 @@ __host__ __device__ __forceinline__ void mma_run(MmaAcc& c, const MmaFragA& fa, 
       c.v[m][n] += s;
     }
 #endif
+}
+
+// c += A * B with A 16x16 (M x K) row-major at a (stride lda) and B 16x16 (K x N) at b: row-major (element (k, n)
+// at b[k * ldb + n]) or, with kBColMajor, column-major (element (k, n) at b[n * ldb + k]). One load of each operand:
+// for operands used once; load fragments (above) to reuse one against several tiles.
+template <bool kBColMajor>
+__host__ __device__ __forceinline__ void mma_accumulate(MmaAcc& c, const __half* a, int lda, const __half* b,
+                                                        int ldb) {
+  MmaFragA fa;
+  MmaFragB<kBColMajor> fb;
+  mma_load_a(fa, a, lda);
+  mma_load_b<kBColMajor>(fb, b, ldb);
+  mma_run<kBColMajor>(c, fa, fb);
 }
 
 // Row-major store of the accumulator to out (stride ldo floats).

@@ -132,19 +132,20 @@ int launch_tc(const Shape& s, const void* x, const void* weight, const void* off
   return static_cast<int>(tc::launch(p, static_cast<int>(batches), stream));
 }
 
-// The vec8 kernel's problem over the workspace laid out by vec8::workspace_layout.
+// The vec8 kernel's problem over the workspace laid out as `l` (vec8::workspace_layout of g and s.n), K split in
+// `splits` (1: none; more needs the partial sums of l).
 template <typename TO>
-vec8::Problem<TO> make_vec8_problem(const Shape& s, const void* x, const void* weight, const void* offset,
-                                    const void* bias, const void* mask, void* y, void* workspace) {
+vec8::Problem<TO> make_vec8_problem(const Shape& s, const Geometry& g, const vec8::WorkspaceLayout& l, int splits,
+                                    const void* x, const void* weight, const void* offset, const void* bias,
+                                    const void* mask, void* y, void* workspace) {
   vec8::Problem<TO> q;
-  static_cast<Geometry&>(q) = make_geometry(s);
-  const vec8::WorkspaceLayout l = vec8::workspace_layout(q, s.n);
+  static_cast<Geometry&>(q) = g;
   unsigned char* ws = static_cast<unsigned char*>(workspace);
   q.n = static_cast<int>(s.n);
   q.k_total = q.cin_g * q.taps;
-  q.chunks = (q.k_total + vec8::kKc - 1) / vec8::kKc;
-  q.splits = 1;
-  q.chunks_per_split = q.chunks;
+  q.chunks = vec8::chunk_count(g);
+  q.splits = splits;
+  q.chunks_per_split = (q.chunks + splits - 1) / splits;
   q.x = static_cast<const __half*>(x);
   q.wt = static_cast<const __half*>(weight);
   q.xh = reinterpret_cast<__half*>(ws + l.xh);
@@ -155,11 +156,6 @@ vec8::Problem<TO> make_vec8_problem(const Shape& s, const void* x, const void* w
   q.bias = static_cast<const __half*>(bias);
   q.y = static_cast<__half*>(y);
   return q;
-}
-
-bool valid_tile(const TileChoice& t) {
-  const int code = t.bm * 1000 + t.bn;
-  return code == 64064 || code == 64128 || code == 128064 || code == 128128 || code == 256064;
 }
 
 template <typename TO>
@@ -176,17 +172,17 @@ int launch_vec8(const Shape& s, const void* x, const void* weight, const void* o
   if (err != cudaSuccess) return static_cast<int>(err);
   vec8::Config cfg = vec8::pick_config(g, s.n, sms, max_splits);
   if (tile && (tile->bm || tile->bn)) {
-    if (!valid_tile(*tile)) return kErrInvalidArgument;
+    if (!vec8::supported_tile(tile->bm, tile->bn)) return kErrInvalidArgument;
     cfg.bm = tile->bm;
     cfg.bn = tile->bn;
   }
   if (tile && tile->splits) {
-    if (tile->splits < 1 || tile->splits > max_splits) return tile->splits < 1 ? kErrInvalidArgument : kErrWorkspaceTooSmall;
+    if (tile->splits < 1) return kErrInvalidArgument;
+    if (tile->splits > max_splits) return kErrWorkspaceTooSmall;
     cfg.splits = tile->splits;
   }
-  vec8::Problem<TO> q = make_vec8_problem<TO>(s, x, weight, offset, bias, mask, y, workspace);
-  q.splits = cfg.splits;
-  q.chunks_per_split = (q.chunks + cfg.splits - 1) / cfg.splits;
+  const vec8::Problem<TO> q =
+      make_vec8_problem<TO>(s, g, l, cfg.splits, x, weight, offset, bias, mask, y, workspace);
   return static_cast<int>(vec8::launch(q, cfg, stream));
 }
 

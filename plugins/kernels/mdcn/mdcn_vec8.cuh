@@ -137,6 +137,14 @@ struct Config {
   int bm, bn, splits;
 };
 
+// The tiles (BM x BN) the kernel is instantiated for; launch() dispatches exactly these.
+inline bool supported_tile(int bm, int bn) {
+  return (bm == 64 && (bn == 64 || bn == 128)) || (bm == 128 && (bn == 64 || bn == 128)) || (bm == 256 && bn == 64);
+}
+
+// K' chunks of a problem: ceil(taps * cin_g / kKc).
+inline int chunk_count(const Geometry& g) { return (g.cin_g * g.taps + kKc - 1) / kKc; }
+
 // Tile and split choice, from the H200 tile sweep (scripts/bench_kernels.py --tiles; plugins/README.md). BM: the
 // smallest tile holding C_out / group, so each column chunk is sampled once; BN 128 for BM 64 (halves the weight
 // traffic per pixel), else 64 (fewer registers). While the grid would leave SMs idle: BN 64, then BM 256 -> 128;
@@ -149,7 +157,7 @@ inline Config pick_config(const Geometry& g, int64_t n, int sm_count, int64_t ma
   if (blocks_for(g, n, c.bm, c.bn) < want && c.bn == 128) c.bn = 64;
   if (blocks_for(g, n, c.bm, c.bn) < want && c.bm == 256) c.bm = 128;
   const int64_t blocks = blocks_for(g, n, c.bm, c.bn);
-  const int chunks = (g.cin_g * g.taps + kKc - 1) / kKc;
+  const int chunks = chunk_count(g);
   if (2 * blocks < want && max_splits > 1) {
     int64_t s = (2 * want + blocks - 1) / blocks;
     if (s > max_splits) s = max_splits;
