@@ -36,9 +36,11 @@ from rrsr_model.ops.patch_match import patch_match_reference  # noqa: E402
 # RRSR's stages, then x16 area, and 64@512^2 (the issue's cuDNN comparison point)
 MDCN_SHAPES = [(256, 40), (128, 80), (64, 160), (256, 160), (128, 320), (64, 640), (64, 512)]
 ALGO = {"auto": 0, "simt": 1, "tensor_core": 2}  # the extension's `algo` argument (rrsr::Algo)
-# vec8 tensor-core kernel tiles (bm, bn, splits; 0 = the kernel's choice) for --tiles
+# vec8 tensor-core kernel tiles (bm, bn, splits; 0 = the kernel's choice) for --tiles; a 4th field 1 = its
+# register-B variant (mdcn_vec8_regb.cuh)
+REGB_TILES = [(64, 128, 1, 1), (64, 256, 1, 1)]
 TILES = [(64, 64, 1), (64, 128, 1), (128, 64, 1), (128, 128, 1), (256, 64, 1), (64, 64, 2), (128, 64, 2),
-         (128, 64, 4), (256, 64, 4), (0, 0, 0)]
+         (128, 64, 4), (256, 64, 4), (0, 0, 0), *REGB_TILES, (64, 128, 2, 1), (64, 128, 4, 1)]
 PM_SIZES = [(83, 125), (135, 240), (270, 480)]                                    # LR sizes; CCN features 256 ch
 OFFSET_GROUP = 8
 
@@ -192,6 +194,9 @@ def bench_mdcn(ext, budget, iters, tiles=False, profile_kernels=False, offsets="
             row["torchvision"] = (gpu_time(lambda: deform_conv2d(xs, otv, ws, bs, padding=(1, 1), mask=mtv), budget)
                                   if deform_conv2d else None)
             row["conv2d"] = gpu_time(lambda: F.conv2d(xs, ws, bs, padding=1), budget)
+            if dt == torch.float16 and c <= 64:  # the register-B variant (not chosen by the launcher yet)
+                row["ours_regb"] = {"x".join(map(str, t[:2])): gpu_time(
+                    lambda: ext.mdcn_forward(xs, ws, os_, bs, ms, *a, tile=list(t)), budget) for t in REGB_TILES}
             if tiles and dt == torch.float16:
                 row["tiles"] = {}
                 for tile in TILES:
@@ -205,6 +210,10 @@ def bench_mdcn(ext, budget, iters, tiles=False, profile_kernels=False, offsets="
                     row["fp16_err_ours"] = (ext.mdcn_forward(xs, ws, os_, bs, ms, *a).float() - want).abs().max().item()
                     row["fp16_err_simt"] = (ext.mdcn_forward(xs, ws, os_, bs, ms, *a, algo=ALGO["simt"]).float()
                                             - want).abs().max().item()
+                    if "ours_regb" in row:
+                        row["fp16_err_regb"] = max(
+                            (ext.mdcn_forward(xs, ws, os_, bs, ms, *a, tile=list(t)).float() - want).abs().max().item()
+                            for t in REGB_TILES)
                     if deform_conv2d:
                         tv = deform_conv2d(xs, otv, ws, bs, padding=(1, 1), mask=mtv)
                         row["fp16_err_torchvision"] = (tv.float() - want).abs().max().item()
@@ -222,6 +231,12 @@ def bench_mdcn(ext, budget, iters, tiles=False, profile_kernels=False, offsets="
                 eg = lambda k: (f"{row[k]['eager_ms']:.3f}" if row.get(k) and "eager_ms" in row[k] else "-")  # noqa: E731
                 print(f"{'':>18} eager single calls (ms): ours {eg('ours')}, simt {eg('ours_simt')}, torchvision "
                       f"{eg('torchvision')}, cudnn {eg('conv2d')}")
+            if row.get("ours_regb"):
+                rb = row["ours_regb"]
+                print(f"{'':>18} register-B variant: " + ", ".join(
+                    f"{k} {fmt(v)}" + (f" (ours / it {row['ours']['ms'] / v['ms']:.2f})"
+                                       if "ms" in v and "ms" in row["ours"] else "") for k, v in rb.items())
+                      + (f", err {row['fp16_err_regb']:.3g}" if "fp16_err_regb" in row else ""))
             if profile_kernels and dt == torch.float16:
                 try:
                     row["kernels_us"] = kernel_breakdown(lambda: ext.mdcn_forward(xs, ws, os_, bs, ms, *a))

@@ -116,12 +116,15 @@ Result mdcn_forward(const Tensor& x, const Tensor& weight, const Tensor& offset,
                     std::vector<int64_t> tile) {
   const char* op = "rrsr_torch.mdcn_forward";
   RRSR_TRY(check_algo(algo, op));
-  RRSR_REQUIRE(tile.empty() || tile.size() == 3, op, ": tile must be [] or [bm, bn, splits] (0 = the kernel's choice)");
+  RRSR_REQUIRE(tile.empty() || tile.size() == 3 || tile.size() == 4, op,
+               ": tile must be [] or [bm, bn, splits] or [bm, bn, splits, regb] (0 = the kernel's choice; regb 1 = "
+               "the register-B variant)");
   rrsr::mdcn::TileChoice choice;
-  if (tile.size() == 3) {
+  if (tile.size() >= 3) {
     choice.bm = static_cast<int>(tile[0]);
     choice.bn = static_cast<int>(tile[1]);
     choice.splits = static_cast<int>(tile[2]);
+    choice.regb = tile.size() == 4 ? static_cast<int>(tile[3]) : 0;
   }
   const rrsr::Algo alg = static_cast<rrsr::Algo>(algo);
   RRSR_TRY(check_tensor(x, x, op, "x"));

@@ -74,7 +74,9 @@ def test_mdcn_fp16_matches_fp32_reference(ext, name, offset_dtype, algo):
 
 
 VEC8_TILES = [(64, 64, 1), (64, 128, 1), (128, 64, 1), (128, 128, 1), (256, 64, 1), (64, 64, 2), (64, 64, 4),
-              (128, 64, 3)]
+              (128, 64, 3),
+              # the register-B variant (mdcn_vec8_regb.cuh; 256 output channels run as 4 row tiles)
+              (64, 128, 1, 1), (64, 256, 1, 1), (64, 128, 3, 1)]
 
 
 @pytest.mark.parametrize("tile", VEC8_TILES, ids=["x".join(map(str, t)) for t in VEC8_TILES])
@@ -103,6 +105,8 @@ def test_mdcn_vec8_tile_errors(ext):
         ext.mdcn_forward(x.half(), wt.half(), off, b.half(), m, *a, tile=[96, 64, 1])
     with pytest.raises(RuntimeError, match="tile must be"):
         ext.mdcn_forward(x.half(), wt.half(), off, b.half(), m, *a, tile=[64, 64])
+    with pytest.raises(RuntimeError, match="invalid argument"):  # the register-B variant has 64-row tiles only
+        ext.mdcn_forward(x.half(), wt.half(), off, b.half(), m, *a, tile=[128, 128, 1, 1])
     # a 1080p-sized stage reserves no partial sums: asking for splits is refused, not run out of bounds
     big = _mdcn_inputs(1, 64, 540, 960, 64, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1, 8, 2.0)
     with pytest.raises(RuntimeError, match="workspace too small"):

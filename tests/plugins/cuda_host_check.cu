@@ -7,9 +7,11 @@
 // races, the block reduction of ras_mean_kernel) -- that needs the GPU machine.
 //
 // usage: cuda_host_check mdcn|mdcn_tc|ras <dir>   (inputs and meta.txt written by test_plugin_cuda_host_check.py)
-//        cuda_host_check mdcn_vec8 <dir> <bm> <bn> <splits>   (the vec8 tensor-core kernel with that tile)
+//        cuda_host_check mdcn_vec8 <dir> <bm> <bn> <splits> [regb]   (the vec8 tensor-core kernel with that tile;
+//                                                                    regb: its register-B variant)
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <string>
 #include <type_traits>
@@ -131,7 +133,7 @@ void emulate_mdcn_vec8_tile(const rrsr::mdcn::vec8::Problem<TO>& pr) {
         const int c_begin = co.split * pr.chunks_per_split;
         const int c_end = std::min(c_begin + pr.chunks_per_split, pr.chunks);
         for (int c = c_begin; c < c_end; ++c) {
-          for (int t = 0; t < nh::kThreads; ++t) nh::load_weights<BM>(pr, co, c, t, a);
+          for (int t = 0; t < nh::kThreads; ++t) nh::load_weights<BM>(pr, nh::weight_cursor<BM>(pr, co, t), c, a);
           for (int t = 0; t < nh::kThreads; ++t) {
             const nh::Pixel<TO> px = nh::pixel_of<BN>(pr, co, t);
             for (int j = 0; j < Tl::kItems; ++j) {
@@ -154,6 +156,66 @@ void emulate_mdcn_vec8_tile(const rrsr::mdcn::vec8::Problem<TO>& pr) {
     for (int64_t i = 0; i < static_cast<int64_t>(pr.n) * pr.c_out * pr.p_count(); ++i) nh::reduce_element(pr, i);
 }
 
+// The register-B variant (mdcn_vec8_regb.cuh) on the CPU: prepare in fragment order, then per block and K chunk the
+// weight copies thread by thread, and per warp each lane's gathers and blend (its B fragments) and A fragment
+// loads, multiplied by mma_m16n8k16_warp (the fragments of all 32 lanes reassembled by the PTX layout); the epilogue
+// lane by lane, then the split-K reduction.
+template <int P, typename TO>
+void emulate_mdcn_vec8_regb(const rrsr::mdcn::vec8::Problem<TO>& pr) {
+  namespace nh = rrsr::mdcn::vec8;
+  namespace rb = rrsr::mdcn::vec8::regb;
+  using Tl = rb::Tiling<P>;
+  for (int64_t v = 0; v < static_cast<int64_t>(pr.n) * (pr.c / nh::kVec) * pr.h * pr.w; ++v) nh::vectorise_input(pr, v);
+  for (int64_t i = 0; i < nh::weight_elements(pr); ++i) nh::reorder_weight_frag(pr, i);
+  std::vector<unsigned char> smem(Tl::smem_bytes(pr.k_total));
+  __half* a = reinterpret_cast<__half*>(smem.data());
+  int4* table = reinterpret_cast<int4*>(a + 2 * rb::kTileA);
+  static float acc[nh::kWarps][32][rb::kFragsM][P][4];
+  const int64_t gx = (pr.p_count() + Tl::kBN - 1) / Tl::kBN, gy = (pr.cout_g + rb::kBM - 1) / rb::kBM * pr.splits;
+  for (int z = 0; z < pr.n * pr.group; ++z)
+    for (int64_t by = 0; by < gy; ++by)
+      for (int64_t bx = 0; bx < gx; ++bx) {
+        const nh::Coord co = nh::coord_of<rb::kBM>(pr, static_cast<int>(bx), static_cast<int>(by), z, Tl::kBN);
+        std::memset(acc, 0, sizeof acc);
+        for (int t = 0; t < nh::kThreads; ++t) nh::build_table(pr, co, t, table);
+        const int c_begin = co.split * pr.chunks_per_split;
+        const int c_end = std::min(c_begin + pr.chunks_per_split, pr.chunks);
+        for (int c = c_begin; c < c_end; ++c) {
+          for (int t = 0; t < nh::kThreads; ++t) rb::load_weights_frag(pr, co, c, t, a);
+          for (int w = 0; w < nh::kWarps; ++w) {
+            uint4 bv[32][P];
+            for (int lane = 0; lane < 32; ++lane)
+              for (int pp = 0; pp < P; ++pp) {
+                const nh::Pixel<TO> px = rb::lane_pixel<P>(pr, co, w, lane, pp);
+                const int kv = rb::octet_kv(pr, c, lane);
+                nh::Gathered gr;
+                nh::gather_at(pr, px, table, kv, nh::load_offsets_at(pr, px, table, kv), gr);
+                bv[lane][pp] = nh::blend_pack(gr);
+              }
+            for (int fm = 0; fm < rb::kFragsM; ++fm)
+              for (int s = 0; s < 2; ++s)
+                for (int pp = 0; pp < P; ++pp) {
+                  uint32_t fa[32][4], fb[32][2];
+                  float fc[32][4];
+                  for (int lane = 0; lane < 32; ++lane) {
+                    const rb::AFrag af = rb::load_a(a, fm, s, lane);
+                    const rb::BFrag bf = rb::b_frag(bv[lane][pp], s);
+                    for (int i = 0; i < 4; ++i) fa[lane][i] = af.r[i], fc[lane][i] = acc[w][lane][fm][pp][i];
+                    for (int i = 0; i < 2; ++i) fb[lane][i] = bf.r[i];
+                  }
+                  rrsr::cuda::mma_m16n8k16_warp(fc, fa, fb);
+                  for (int lane = 0; lane < 32; ++lane)
+                    for (int i = 0; i < 4; ++i) acc[w][lane][fm][pp][i] = fc[lane][i];
+                }
+          }
+        }
+        for (int w = 0; w < nh::kWarps; ++w)
+          for (int lane = 0; lane < 32; ++lane) rb::store_lane<P>(pr, co, w, lane, acc[w][lane]);
+      }
+  if (pr.splits > 1)
+    for (int64_t i = 0; i < static_cast<int64_t>(pr.n) * pr.c_out * pr.p_count(); ++i) nh::reduce_element(pr, i);
+}
+
 // Tile chosen as forward_cuda would (rrsr::mdcn::TileChoice), on the workspace it would get.
 template <typename TO>
 int emulate_mdcn_vec8(const rrsr::mdcn::Shape& s, const void* x, const void* w, const void* off, const void* bias,
@@ -171,7 +233,14 @@ int emulate_mdcn_vec8(const rrsr::mdcn::Shape& s, const void* x, const void* w, 
                  static_cast<int>(l.max_splits));
     return 2;
   }
-  const auto pr = rrsr::mdcn::make_vec8_problem<TO>(s, g, l, tile.splits, x, w, off, bias, mask, y, ws.data());
+  const bool regb = tile.regb != 0;
+  const auto pr = rrsr::mdcn::make_vec8_problem<TO>(s, g, l, tile.splits, regb, x, w, off, bias, mask, y, ws.data());
+  if (regb) {
+    if (tile.bm == 64 && tile.bn == nh::regb::Tiling<2>::kBN) return emulate_mdcn_vec8_regb<2>(pr), 0;
+    if (tile.bm == 64 && tile.bn == nh::regb::Tiling<4>::kBN) return emulate_mdcn_vec8_regb<4>(pr), 0;
+    std::fprintf(stderr, "bad register-B tile %dx%d\n", tile.bm, tile.bn);
+    return 2;
+  }
   switch (tile.bm * 1000 + tile.bn) {
     case 64064: emulate_mdcn_vec8_tile<64, 64>(pr); return 0;
     case 64128: emulate_mdcn_vec8_tile<64, 128>(pr); return 0;
@@ -306,8 +375,8 @@ int ras_main(const std::string& dir) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 3 && !(argc == 6 && std::string(argv[1]) == "mdcn_vec8")) {
-    std::fprintf(stderr, "usage: %s mdcn|mdcn_tc|ras <dir> | mdcn_vec8 <dir> <bm> <bn> <splits>\n", argv[0]);
+  if (argc != 3 && !((argc == 6 || argc == 7) && std::string(argv[1]) == "mdcn_vec8")) {
+    std::fprintf(stderr, "usage: %s mdcn|mdcn_tc|ras <dir> | mdcn_vec8 <dir> <bm> <bn> <splits> [regb]\n", argv[0]);
     return 2;
   }
   const std::string op = argv[1], dir = argv[2];
@@ -317,6 +386,7 @@ int main(int argc, char** argv) {
     g_tile.bm = std::atoi(argv[3]);
     g_tile.bn = std::atoi(argv[4]);
     g_tile.splits = std::atoi(argv[5]);
+    g_tile.regb = argc == 7 && std::string(argv[6]) == "regb";
     return mdcn_main(dir, true, true);
   }
   if (op == "ras") return ras_main(dir);

@@ -128,6 +128,11 @@ VEC8_TILES = [(64, 64, 1), (64, 128, 1), (128, 64, 1), (128, 128, 1), (256, 64, 
 VEC8_PARAMS = [(c, t, "fp16_fp32off") for c in MDCN_VEC8_CASES for t in VEC8_TILES[:1] + VEC8_TILES[5:]]
 VEC8_PARAMS += [(MDCN_VEC8_CASES[0], t, "fp16_fp32off") for t in VEC8_TILES[1:5]]
 VEC8_PARAMS += [(MDCN_VEC8_CASES[1], t, "fp16_fp16off") for t in (VEC8_TILES[3], VEC8_TILES[5])]
+# the register-B variant (mdcn_vec8_regb.cuh): both tiles on every geometry (C_out 70 and 40: row tiles past
+# C_out / group, pixel tails inside a warp's 8-pixel groups, K' tails inside a chunk), split-K, FP16 offsets
+REGB_TILES = [(64, 128, 1, "regb"), (64, 256, 1, "regb"), (64, 128, 3, "regb")]
+VEC8_PARAMS += [(c, t, "fp16_fp32off") for c in MDCN_VEC8_CASES for t in REGB_TILES[:2]]
+VEC8_PARAMS += [(MDCN_VEC8_CASES[0], REGB_TILES[2], "fp16_fp32off"), (MDCN_VEC8_CASES[1], REGB_TILES[2], "fp16_fp16off")]
 
 
 @pytest.mark.parametrize("case, tile, types", VEC8_PARAMS,

@@ -14,6 +14,7 @@
 #include "geometry.cuh"
 #include "launch.h"
 #include "mdcn_vec8.cuh"
+#include "mdcn_vec8_regb.cuh"
 #include "mdcn_tc.cuh"
 
 namespace rrsr {
@@ -133,10 +134,10 @@ int launch_tc(const Shape& s, const void* x, const void* weight, const void* off
 }
 
 // The vec8 kernel's problem over the workspace laid out as `l` (vec8::workspace_layout of g and s.n), K split in
-// `splits` (1: none; more needs the partial sums of l).
+// `splits` (1: none; more needs the partial sums of l), the weights prepared for the register-B variant or not.
 template <typename TO>
 vec8::Problem<TO> make_vec8_problem(const Shape& s, const Geometry& g, const vec8::WorkspaceLayout& l, int splits,
-                                    const void* x, const void* weight, const void* offset, const void* bias,
+                                    bool regb, const void* x, const void* weight, const void* offset, const void* bias,
                                     const void* mask, void* y, void* workspace) {
   vec8::Problem<TO> q;
   static_cast<Geometry&>(q) = g;
@@ -146,6 +147,7 @@ vec8::Problem<TO> make_vec8_problem(const Shape& s, const Geometry& g, const vec
   q.chunks = vec8::chunk_count(g);
   q.splits = splits;
   q.chunks_per_split = (q.chunks + splits - 1) / splits;
+  q.frag_weights = regb;
   q.x = static_cast<const __half*>(x);
   q.wt = static_cast<const __half*>(weight);
   q.xh = reinterpret_cast<__half*>(ws + l.xh);
@@ -171,8 +173,10 @@ int launch_vec8(const Shape& s, const void* x, const void* weight, const void* o
   if (err == cudaSuccess) err = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
   if (err != cudaSuccess) return static_cast<int>(err);
   vec8::Config cfg = vec8::pick_config(g, s.n, sms, max_splits);
-  if (tile && (tile->bm || tile->bn)) {
-    if (!vec8::supported_tile(tile->bm, tile->bn)) return kErrInvalidArgument;
+  if (tile && (tile->bm || tile->bn || tile->regb)) {
+    cfg.regb = tile->regb != 0;
+    if (!(cfg.regb ? vec8::regb::supported_tile(tile->bm, tile->bn) : vec8::supported_tile(tile->bm, tile->bn)))
+      return kErrInvalidArgument;
     cfg.bm = tile->bm;
     cfg.bn = tile->bn;
   }
@@ -182,8 +186,12 @@ int launch_vec8(const Shape& s, const void* x, const void* weight, const void* o
     cfg.splits = tile->splits;
   }
   const vec8::Problem<TO> q =
-      make_vec8_problem<TO>(s, g, l, cfg.splits, x, weight, offset, bias, mask, y, workspace);
-  return static_cast<int>(vec8::launch(q, cfg, stream));
+      make_vec8_problem<TO>(s, g, l, cfg.splits, cfg.regb, x, weight, offset, bias, mask, y, workspace);
+  err = vec8::launch_prepare(q, stream);
+  if (err == cudaSuccess)
+    err = cfg.regb ? vec8::regb::launch_gemm(q, cfg, stream) : vec8::launch_gemm_smem(q, cfg, stream);
+  if (err == cudaSuccess && q.splits > 1) err = vec8::launch_reduce(q, stream);
+  return static_cast<int>(err);
 }
 
 bool uses_vec8(const Shape& s, DType t, Algo algo) {

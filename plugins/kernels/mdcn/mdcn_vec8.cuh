@@ -28,6 +28,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "../common/address.cuh"
 #include "../common/async_copy.cuh"
 #include "../common/mma_tile.cuh"
 #include "../common/rrsr_math.h"
@@ -55,13 +56,16 @@ constexpr size_t kAlign = 256;
 __host__ __device__ __forceinline__ size_t align_up(size_t v) { return (v + kAlign - 1) / kAlign * kAlign; }
 
 constexpr int kMaxKVecs = 2048;  // K' octets per block table (32 KB of shared memory): K' = taps * c/group <= 16384
+constexpr int kMaxTapSpan = 1 << 15;  // a tap's dilated row / column, packed as two 16-bit halves in the K table
 
 // Which problems this kernel takes: octets must stay inside one offset group and one conv group; the per-image
 // offsets, mask and feature copy are indexed with int (as the other kernels index a plane).
 inline bool supports(const Geometry& g) {
   const int64_t hw_out = g.p_count(), hw = static_cast<int64_t>(g.h) * g.w;
+  const int64_t kh = g.taps / g.kw;
   return g.cin_g % kVec == 0 && g.ch_per_og % kVec == 0 && g.c % kVec == 0 &&
-         static_cast<int64_t>(g.cin_g) * g.taps / kVec <= kMaxKVecs &&
+         static_cast<int64_t>(g.cin_g) * g.taps / kVec <= kMaxKVecs && (kh - 1) * g.dil_h < kMaxTapSpan &&
+         (g.kw - 1) * static_cast<int64_t>(g.dil_w) < kMaxTapSpan &&
          2 * static_cast<int64_t>(g.offset_group) * g.taps * hw_out < (int64_t{1} << 31) &&
          static_cast<int64_t>(g.c) * hw < (int64_t{1} << 31);
 }
@@ -92,10 +96,11 @@ struct Problem : Geometry {
   int k_total;                      // taps * cin_g
   int chunks;                       // ceil(k_total / kKc)
   int splits, chunks_per_split;
+  bool frag_weights;                // wr in the register-B variant's fragment order (frag_weight_index)
   const __half* __restrict__ x;     // NCHW input (prepare reads it)
   const __half* __restrict__ wt;    // [c_out][cin_g][taps] (prepare reads it)
   __half* __restrict__ xh;          // workspace: [n][c / 8][h][w][8] (channel octets, 16 bytes per pixel)
-  __half* __restrict__ wr;          // workspace: [group][cout_g][taps][cin_g]
+  __half* __restrict__ wr;          // workspace: [group][cout_g][taps][cin_g], or the fragment order
   float* __restrict__ partial;      // workspace: [splits][n][c_out][hw_out] (splits > 1)
   const TO* __restrict__ off;
   const TO* __restrict__ mask;      // may be null
@@ -113,11 +118,24 @@ inline int64_t blocks_for(const Geometry& g, int64_t n, int bm, int bn) {
   return (g.p_count() + bn - 1) / bn * ((g.cout_g + bm - 1) / bm) * n * g.group;
 }
 
+// K' chunks of a problem: ceil(taps * cin_g / kKc).
+inline int chunk_count(const Geometry& g) { return (g.cin_g * g.taps + kKc - 1) / kKc; }
+
+// The register-B variant's weights: per conv group, 16-row tile and K' chunk, the 512 halves of its tensor-core A
+// fragments in the order the lanes read them (frag_weight_index); rows and K' padded with zeros.
+constexpr int kFragRows = 16;
+constexpr int kFragBlock = kFragRows * kKc;  // halves per (row tile, chunk)
+__host__ __device__ inline int frag_row_tiles(const Geometry& g) { return (g.cout_g + kFragRows - 1) / kFragRows; }
+inline size_t frag_weight_elements(const Geometry& g) {
+  return static_cast<size_t>(g.group) * frag_row_tiles(g) * chunk_count(g) * kFragBlock;
+}
+
 inline WorkspaceLayout workspace_layout(const Geometry& g, int64_t n) {
   WorkspaceLayout l{};
   l.xh = 0;
   l.wr = align_up(static_cast<size_t>(n) * g.c * g.h * g.w * sizeof(__half));
-  l.partial = l.wr + align_up(static_cast<size_t>(g.c_out) * g.cin_g * g.taps * sizeof(__half));
+  const size_t plain = static_cast<size_t>(g.c_out) * g.cin_g * g.taps, frag = frag_weight_elements(g);
+  l.partial = l.wr + align_up((plain > frag ? plain : frag) * sizeof(__half));
   l.max_splits = blocks_for(g, n, 64, 64) < kSplitBlocks ? kMaxSplits : 1;
   l.total = l.partial + (l.max_splits > 1 ? static_cast<size_t>(l.max_splits) * n * g.c_out * g.p_count() *
                                                 sizeof(float)
@@ -135,6 +153,7 @@ inline size_t max_partial_bytes(const Geometry& g) {
 
 struct Config {
   int bm, bn, splits;
+  bool regb;  // the register-B variant (mdcn_vec8_regb.cuh) instead of the shared-memory column tile
 };
 
 // The tiles (BM x BN) the kernel is instantiated for; launch() dispatches exactly these.
@@ -142,16 +161,13 @@ inline bool supported_tile(int bm, int bn) {
   return (bm == 64 && (bn == 64 || bn == 128)) || (bm == 128 && (bn == 64 || bn == 128)) || (bm == 256 && bn == 64);
 }
 
-// K' chunks of a problem: ceil(taps * cin_g / kKc).
-inline int chunk_count(const Geometry& g) { return (g.cin_g * g.taps + kKc - 1) / kKc; }
-
 // Tile and split choice, from the H200 tile sweep (scripts/bench_kernels.py --tiles; plugins/README.md). BM: the
 // smallest tile holding C_out / group, so each column chunk is sampled once; BN 128 for BM 64 (halves the weight
 // traffic per pixel), else 64 (fewer registers). While the grid would leave SMs idle: BN 64, then BM 256 -> 128;
 // below half a wave, split K (within the workspace's reservation, >= 16 chunks per split: shorter splits lost
 // more to their prologue and the reduction than they gained in parallelism).
 inline Config pick_config(const Geometry& g, int64_t n, int sm_count, int64_t max_splits) {
-  Config c{g.cout_g <= 64 ? 64 : (g.cout_g <= 128 ? 128 : 256), 64, 1};
+  Config c{g.cout_g <= 64 ? 64 : (g.cout_g <= 128 ? 128 : 256), 64, 1, false};
   if (c.bm == 64) c.bn = 128;
   const int64_t want = sm_count;
   if (blocks_for(g, n, c.bm, c.bn) < want && c.bn == 128) c.bn = 64;
@@ -179,6 +195,36 @@ __host__ __device__ __forceinline__ void reorder_weight(const Problem<TO>& pr, i
   pr.wr[i] = pr.wt[row * pr.k_total + static_cast<int64_t>(ch) * pr.taps + tap];
 }
 
+// Element i of the fragment-ordered weights (register-B variant). i = (((group * row_tiles + tile) * chunks + chunk)
+// * 2 + step) * 256 + lane * 8 + h: lane (g, t)'s A registers a[0..3] of that k step (mma_m16n8k16.cuh), two halves
+// each: register r = h / 2 holds row tile * 16 + g + 8 * (r % 2), K' chunk * 32 + 8t + 4 * step + 2 * (r / 2) + h % 2
+// (the chunk's permuted K' order, mdcn_vec8_regb.cuh).
+template <typename TO>
+__host__ __device__ __forceinline__ void reorder_weight_frag(const Problem<TO>& pr, int64_t i) {
+  const int h = static_cast<int>(i % 8), lane = static_cast<int>(i / 8 % 32), step = static_cast<int>(i / 256 % 2);
+  const int64_t block = i / kFragBlock;
+  const int chunk = static_cast<int>(block % pr.chunks);
+  const int64_t tile_all = block / pr.chunks;
+  const int tiles = frag_row_tiles(pr);
+  const int grp = static_cast<int>(tile_all / tiles), tile = static_cast<int>(tile_all % tiles);
+  const int r = h / 2;
+  const int row = tile * kFragRows + lane / 4 + 8 * (r % 2);
+  const int k = chunk * kKc + 8 * (lane % 4) + 4 * step + 2 * (r / 2) + h % 2;
+  __half v = __float2half_rn(0.0f);
+  if (row < pr.cout_g && k < pr.k_total) {
+    const int tap = k / pr.cin_g, ch = k % pr.cin_g;
+    v = pr.wt[(static_cast<int64_t>(grp) * pr.cout_g + row) * pr.k_total + static_cast<int64_t>(ch) * pr.taps + tap];
+  }
+  pr.wr[i] = v;
+}
+
+// Weight elements prepare writes.
+template <typename TO>
+__host__ __device__ __forceinline__ int64_t weight_elements(const Problem<TO>& pr) {
+  return pr.frag_weights ? static_cast<int64_t>(pr.group) * frag_row_tiles(pr) * pr.chunks * kFragBlock
+                         : static_cast<int64_t>(pr.c_out) * pr.k_total;
+}
+
 // Element v of the vectorised copy: vector v = (image, channel octet, pixel) <- the octet's 8 NCHW values. Lanes
 // take consecutive pixels: each of the 8 reads is coalesced across the warp, the write is one 16-byte store.
 template <typename TO>
@@ -200,7 +246,12 @@ __global__ void __launch_bounds__(kPrepThreads) prepare_kernel(const Problem<TO>
   const int64_t b = blockIdx.x;
   if (b < weight_blocks) {  // the first blocks re-lay the weights, one element per thread
     const int64_t i = b * kPrepThreads + threadIdx.x;
-    if (i < static_cast<int64_t>(pr.c_out) * pr.k_total) reorder_weight(pr, i);
+    if (i < weight_elements(pr)) {
+      if (pr.frag_weights)
+        reorder_weight_frag(pr, i);
+      else
+        reorder_weight(pr, i);
+    }
     return;
   }
   const int64_t v = (b - weight_blocks) * kPrepThreads + threadIdx.x;
@@ -217,19 +268,21 @@ struct Coord {
   int split;
 };
 
-// Per-block table of the K' octets (built once, read every chunk instead of dividing): for octet kv = k' / 8,
-// {offset channel of dy (dx is +1, the mask channel is half of it), the octet's plane in xh (halves, within an
-// image), tap row * dilation, tap column * dilation}.
+// Per-block table of the K' octets (built once, read every chunk instead of dividing and multiplying): for octet
+// kv = k' / 8, {where its dy lies in the image's offsets (dx is hw_out further), where its mask value lies, the
+// octet's plane in xh (in 16-byte pixels, within an image), tap row * dilation << 16 | tap column * dilation}.
+// Element indices, not channels: a gather item then needs no multiply to find its operands.
 template <typename TO>
 __host__ __device__ __forceinline__ void build_table(const Problem<TO>& pr, const Coord& co, int tid, int4* table) {
-  const int64_t plane = static_cast<int64_t>(pr.h) * pr.w * kVec;
+  const int hw_out = static_cast<int>(pr.p_count());  // supports(): 2 * offset_group * taps * hw_out < 2^31
+  const int plane = pr.h * pr.w;                     // and c * h * w < 2^31
   for (int kv = tid; kv < pr.k_total / kVec; kv += kThreads) {
     const int k = kv * kVec;
     const int tap = k / pr.cin_g, ch = k % pr.cin_g;
     const int gch = co.g * pr.cin_g + ch;
     const int og = gch / pr.ch_per_og;
-    table[kv] = make_int4(offset_channel(og, tap, pr.taps, 0), static_cast<int>((gch / kVec) * plane),
-                          (tap / pr.kw) * pr.dil_h, (tap % pr.kw) * pr.dil_w);
+    table[kv] = make_int4(offset_channel(og, tap, pr.taps, 0) * hw_out, mask_channel(og, tap, pr.taps) * hw_out,
+                          (gch / kVec) * plane, ((tap / pr.kw) * pr.dil_h) << 16 | ((tap % pr.kw) * pr.dil_w));
   }
 }
 
@@ -238,24 +291,32 @@ template <typename TO>
 struct Pixel {
   bool valid;
   int y0, x0;           // ho * stride - pad_top, wo * stride - pad_left: the tap (0, 0) position before offsets
-  const TO* off;        // the pixel's dy of offset channel 0 in its image (channel ch at off[ch * hw_out])
-  const TO* mask;       // likewise, or null
-  const __half* xh;     // the image's vectorised copy
+  unsigned q;           // the pixel's index in the output plane (0 for a tail pixel)
+  // Per-image bases, indexed with 32-bit sums (int-sized per image, supports()) so an address is one wide multiply-add
+  const TO* off;        // the image's offsets: a table entry's dy at off[entry.x + q]
+  const TO* mask;       // likewise (mask[entry.y + q]), or null
+  const uint4* xh;      // the image's vectorised copy, one 16-byte octet per element
 };
 
-template <int BN, typename TO>
-__host__ __device__ __forceinline__ Pixel<TO> pixel_of(const Problem<TO>& pr, const Coord& co, int tid) {
+// Output pixel pix (may be past the plane: a tail pixel) of image co.n.
+template <typename TO>
+__host__ __device__ __forceinline__ Pixel<TO> pixel_at(const Problem<TO>& pr, const Coord& co, int64_t pix) {
   Pixel<TO> px;
   const int64_t hw_out = pr.p_count();
-  const int64_t pix = co.pix0 + tid % BN;
   px.valid = pix < hw_out;
   const int64_t q = px.valid ? pix : 0;
   px.y0 = static_cast<int>(q / pr.w_out) * pr.stride_h - pr.pad_top;
   px.x0 = static_cast<int>(q % pr.w_out) * pr.stride_w - pr.pad_left;
-  px.off = pr.off + static_cast<int64_t>(co.n) * 2 * pr.offset_group * pr.taps * hw_out + q;
-  px.mask = pr.mask ? pr.mask + static_cast<int64_t>(co.n) * pr.offset_group * pr.taps * hw_out + q : nullptr;
-  px.xh = pr.xh + static_cast<int64_t>(co.n) * pr.c * pr.h * pr.w;
+  px.q = static_cast<unsigned>(q);
+  px.off = pr.off + static_cast<int64_t>(co.n) * 2 * pr.offset_group * pr.taps * hw_out;
+  px.mask = pr.mask ? pr.mask + static_cast<int64_t>(co.n) * pr.offset_group * pr.taps * hw_out : nullptr;
+  px.xh = reinterpret_cast<const uint4*>(pr.xh) + static_cast<int64_t>(co.n) * (pr.c / kVec) * pr.h * pr.w;
   return px;
+}
+
+template <int BN, typename TO>
+__host__ __device__ __forceinline__ Pixel<TO> pixel_of(const Problem<TO>& pr, const Coord& co, int tid) {
+  return pixel_at(pr, co, co.pix0 + tid % BN);
 }
 
 // A gather item's offset and mask values, loaded two chunks ahead of their use (software pipelining: the block
@@ -268,6 +329,7 @@ struct OffsetRegs {
 struct Gathered {
   uint4 v[4];  // four corners x 8 FP16 channels
   float w[4];  // their bilinear weights (mask folded in; 0 for corners outside the image)
+  bool valid;  // false: a tail item (pixel past the image or K' past k_total), whose column must be exactly 0
 };
 
 // Item j of thread tid in chunk `chunk`: its K' octet, or -1 past K'.
@@ -277,51 +339,54 @@ __host__ __device__ __forceinline__ int item_kv(const Problem<TO>& pr, int chunk
   return kv < pr.k_total / kVec ? kv : -1;
 }
 
-// Phase a1 (thread tid, item j of chunk `chunk`): the item's offset and mask values (zeros where it has none).
-template <int BN, typename TO>
-__host__ __device__ __forceinline__ OffsetRegs load_offsets(const Problem<TO>& pr, const Pixel<TO>& px,
-                                                            const int4* table, int chunk, int tid, int j) {
-  OffsetRegs o{0.0f, 0.0f, 0.0f};
-  const int kv = item_kv<BN>(pr, chunk, tid, j);
-  if (!px.valid || kv < 0) return o;
-  const int hw_out = static_cast<int>(pr.p_count());  // supports(): the image's offsets are int-indexed
-  const int ch = table[kv].x;
-  o.dy = cuda::to_float(px.off[ch * hw_out]);
-  o.dx = cuda::to_float(px.off[(ch + 1) * hw_out]);
-  o.m = px.mask ? cuda::to_float(px.mask[(ch >> 1) * hw_out]) : 1.0f;
+// Phase a1 (the item (pixel px, K' octet kv; kv = -1 past K')): its offset and mask values. Tail items read those
+// of a valid octet and pixel (no branch; the blend zeroes their column).
+template <typename TO>
+__host__ __device__ __forceinline__ OffsetRegs load_offsets_at(const Problem<TO>& pr, const Pixel<TO>& px,
+                                                               const int4* table, int kv) {
+  const int4 e = table[kv < 0 ? 0 : kv];
+  const unsigned hw_out = static_cast<unsigned>(pr.p_count());  // supports(): the image's offsets are int-indexed
+  const unsigned at = static_cast<unsigned>(e.x) + px.q;
+  OffsetRegs o;
+  o.dy = cuda::to_float(cuda::load_ro(px.off, at));
+  o.dx = cuda::to_float(cuda::load_ro(px.off, at + hw_out));
+  o.m = px.mask ? cuda::to_float(cuda::load_ro(px.mask, static_cast<unsigned>(e.y) + px.q)) : 1.0f;
   return o;
 }
 
 // Phase a2: the sample position from those values and the four 16-byte corner loads.
-template <int BN, typename TO>
-__host__ __device__ __forceinline__ void issue_gather(const Problem<TO>& pr, const Pixel<TO>& px, const int4* table,
-                                                      int chunk, int tid, int j, const OffsetRegs& o,
-                                                      Gathered& gr) {
-RRSR_UNROLL
-  for (int q = 0; q < 4; ++q) {
-    gr.v[q] = make_uint4(0u, 0u, 0u, 0u);
-    gr.w[q] = 0.0f;
-  }
-  const int kv = item_kv<BN>(pr, chunk, tid, j);
-  if (!px.valid || kv < 0) return;
-  const int4 e = table[kv];
+template <typename TO>
+__host__ __device__ __forceinline__ void gather_at(const Problem<TO>& pr, const Pixel<TO>& px, const int4* table,
+                                                   int kv, const OffsetRegs& o, Gathered& gr) {
+  gr.valid = px.valid && kv >= 0;
+  const int4 e = table[kv < 0 ? 0 : kv];
   // as sample_position(): the integer part exact, then the offset added in FP32
-  const float py = static_cast<float>(px.y0 + e.z) + o.dy;
-  const float pxf = static_cast<float>(px.x0 + e.w) + o.dx;
+  const float py = static_cast<float>(px.y0 + (e.w >> 16)) + o.dy;
+  const float pxf = static_cast<float>(px.x0 + (e.w & 0xffff)) + o.dx;
   const BilinearSample s = bilinear_sample(py, pxf, pr.h, pr.w, o.m);
-  const __half* base = px.xh + e.y;  // the octet's plane: 16 bytes per pixel, so neighbouring lanes share lines
 RRSR_UNROLL
-  for (int q = 0; q < 4; ++q) {
-    gr.v[q] = *reinterpret_cast<const uint4*>(base + s.idx[q] * kVec);
+  for (int q = 0; q < 4; ++q) {  // 16 bytes per pixel, so neighbouring lanes' corners share lines
+    gr.v[q] = cuda::load_ro(px.xh, static_cast<unsigned>(e.z + s.idx[q]));
     gr.w[q] = s.w[q];
   }
 }
 
-// Phase b: the FP32 blend of the four corners, rounded to FP16, into the column tile b[BN][kLd] (pixel-major).
-template <int BN>
-__host__ __device__ __forceinline__ void blend_store(const Gathered& gr, int tid, int j, __half* b) {
-  const int e = tid + j * kThreads;
-  const int p = e % BN, vec = e / BN;
+// Item j of thread tid in chunk `chunk` (the shared-memory kernel's mapping: lanes take neighbouring pixels).
+template <int BN, typename TO>
+__host__ __device__ __forceinline__ OffsetRegs load_offsets(const Problem<TO>& pr, const Pixel<TO>& px,
+                                                            const int4* table, int chunk, int tid, int j) {
+  return load_offsets_at(pr, px, table, item_kv<BN>(pr, chunk, tid, j));
+}
+
+template <int BN, typename TO>
+__host__ __device__ __forceinline__ void issue_gather(const Problem<TO>& pr, const Pixel<TO>& px, const int4* table,
+                                                      int chunk, int tid, int j, const OffsetRegs& o,
+                                                      Gathered& gr) {
+  gather_at(pr, px, table, item_kv<BN>(pr, chunk, tid, j), o, gr);
+}
+
+// Phase b: the FP32 blend of the four corners, rounded to FP16: the item's 8 column values, channel order.
+__host__ __device__ __forceinline__ uint4 blend_pack(const Gathered& gr) {
   float acc[kVec];
 RRSR_UNROLL
   for (int i = 0; i < kVec; ++i) acc[i] = 0.0f;
@@ -335,22 +400,54 @@ RRSR_UNROLL
   __half* o = reinterpret_cast<__half*>(&out);
 RRSR_UNROLL
   for (int i = 0; i < kVec; ++i) o[i] = __float2half_rn(acc[i]);
-  *reinterpret_cast<uint4*>(b + p * kLd + vec * kVec) = out;
+  if (!gr.valid) out = make_uint4(0u, 0u, 0u, 0u);  // not 0 * v: a non-finite v would poison the products
+  return out;
 }
 
-// Phase c (thread tid): the weight tile of chunk `chunk`, rows row0 .. row0 + BM -> a[BM][kLd] by cp.async; rows
-// past C_out / group and K' past k_total are zero-filled.
+// ... into the column tile b[BN][kLd] (pixel-major).
+template <int BN>
+__host__ __device__ __forceinline__ void blend_store(const Gathered& gr, int tid, int j, __half* b) {
+  const int e = tid + j * kThreads;
+  const int p = e % BN, vec = e / BN;
+  *reinterpret_cast<uint4*>(b + p * kLd + vec * kVec) = blend_pack(gr);
+}
+
+// A thread's share of every weight tile, fixed over the K loop: 16-byte pieces (row r0 + i * kRowStep, octet vec)
+// for i < kPieces, so a chunk's copies need only the chunk's offset.
+template <int BM>
+struct WeightCursor {
+  static constexpr int kPieces = BM * kVecs / kThreads;
+  static constexpr int kRowStep = kThreads / kVecs;
+  static_assert(kPieces >= 1 && BM * kVecs % kThreads == 0, "every thread copies the same number of pieces");
+  const __half* src;  // row r0's octet vec at chunk 0
+  int64_t row_stride;  // kRowStep rows of wr
+  int r0, vec, rows_valid;  // rows_valid: pieces i < rows_valid have a row inside C_out / group
+};
+
 template <int BM, typename TO>
-__host__ __device__ __forceinline__ void load_weights(const Problem<TO>& pr, const Coord& co, int chunk, int tid,
+__host__ __device__ __forceinline__ WeightCursor<BM> weight_cursor(const Problem<TO>& pr, const Coord& co, int tid) {
+  WeightCursor<BM> wc;
+  wc.r0 = tid / kVecs;
+  wc.vec = tid % kVecs;
+  wc.src = pr.wr + (static_cast<int64_t>(co.g) * pr.cout_g + co.row0 + wc.r0) * pr.k_total + wc.vec * kVec;
+  wc.row_stride = static_cast<int64_t>(WeightCursor<BM>::kRowStep) * pr.k_total;
+  const int left = pr.cout_g - co.row0 - wc.r0;  // rows of this thread's column that exist
+  wc.rows_valid = left <= 0 ? 0 : (left + WeightCursor<BM>::kRowStep - 1) / WeightCursor<BM>::kRowStep;
+  return wc;
+}
+
+// Phase c (thread tid): the weight tile of chunk `chunk`, rows row0 .. row0 + BM -> a[BM][LD] by cp.async; rows
+// past C_out / group and K' past k_total are zero-filled.
+template <int BM, int LD = kLd, typename TO>
+__host__ __device__ __forceinline__ void load_weights(const Problem<TO>& pr, const WeightCursor<BM>& wc, int chunk,
                                                       __half* a) {
+  const bool k_valid = chunk * kKc + wc.vec * kVec < pr.k_total;
+  const __half* src = wc.src + chunk * kKc;
 RRSR_UNROLL
-  for (int e = tid; e < BM * kVecs; e += kThreads) {
-    const int r = e / kVecs, vec = e % kVecs;
-    const int row = co.row0 + r;
-    const int k = chunk * kKc + vec * kVec;
-    const bool valid = row < pr.cout_g && k < pr.k_total;
-    const __half* src = valid ? pr.wr + (static_cast<int64_t>(co.g) * pr.cout_g + row) * pr.k_total + k : pr.wr;
-    cuda::cp_async16(a + r * kLd + vec * kVec, src, valid);
+  for (int i = 0; i < WeightCursor<BM>::kPieces; ++i) {
+    const bool valid = k_valid && i < wc.rows_valid;
+    cuda::cp_async16(a + (wc.r0 + i * WeightCursor<BM>::kRowStep) * LD + wc.vec * kVec,
+                     valid ? src + i * wc.row_stride : pr.wr, valid);
   }
 }
 
@@ -414,6 +511,34 @@ __host__ __device__ __forceinline__ Coord coord_of(const Problem<TO>& pr, int bx
   return Coord{bz / pr.group, bz % pr.group, (by / pr.splits) * BM, static_cast<int64_t>(bx) * bn, by % pr.splits};
 }
 
+// The K loop of both octet kernels, software-pipelined: chunk c+1's weight copies and gathers are issued before
+// chunk c's tensor-core products and land (blended) after them, with the offsets one chunk further ahead, so the
+// loads are in flight during the products. Per thread:
+//   stage(c, buf)  start chunk c into buffer buf: its weight copies (committed), its gathers with the offsets
+//                  already loaded, then the offsets of chunk c + 1 (when c + 1 < c_end)
+//   multiply(buf)  the products of the chunk in buffer buf
+//   land(buf)      the staged chunk's blended columns into buffer buf
+template <class Stage, class Multiply, class Land>
+__device__ __forceinline__ void pipelined_chunks(int c_begin, int c_end, Stage&& stage, Multiply&& multiply,
+                                                 Land&& land) {
+  if (c_begin >= c_end) return;  // an empty split: its partial sums are zeros
+  stage(c_begin, 0);
+  land(0);
+  cuda::cp_async_wait_all();
+  __syncthreads();
+  for (int c = c_begin; c < c_end; ++c) {
+    const int cur = (c - c_begin) & 1, nxt = cur ^ 1;
+    const bool more = c + 1 < c_end;
+    if (more) stage(c + 1, nxt);
+    multiply(cur);
+    if (more) {
+      land(nxt);
+      cuda::cp_async_wait_all();
+    }
+    __syncthreads();  // chunk c+1 visible to all warps, and nobody still reads chunk c's buffers
+  }
+}
+
 template <int BM, int BN, typename TO>
 __global__ void __launch_bounds__(kThreads, Tiling<BM, BN>::kMinBlocks) gemm_kernel(const Problem<TO> pr) {
   using Tl = Tiling<BM, BN>;
@@ -426,6 +551,7 @@ __global__ void __launch_bounds__(kThreads, Tiling<BM, BN>::kMinBlocks) gemm_ker
                                 static_cast<int>(blockIdx.z), BN);
   const int tid = static_cast<int>(threadIdx.x), wid = tid / 32, lane = tid % 32;
   const Pixel<TO> px = pixel_of<BN>(pr, co, tid);
+  const WeightCursor<BM> wc = weight_cursor<BM>(pr, co, tid);
   const int c_begin = co.split * pr.chunks_per_split;
   const int c_end = c_begin + pr.chunks_per_split < pr.chunks ? c_begin + pr.chunks_per_split : pr.chunks;
   build_table(pr, co, tid, table);
@@ -437,44 +563,26 @@ RRSR_UNROLL
     for (int fn = 0; fn < Tl::kFragsN; ++fn) cuda::mma_zero(acc[fm][fn]);
   __syncthreads();  // the table
 
-  // Pipeline: offsets two chunks ahead, gathers and weight copies one chunk ahead -- issued before the products of
-  // the current chunk, consumed after them. `ahead` holds the offsets of chunk c+1 when iteration c starts.
   OffsetRegs ahead[Tl::kItems];
   Gathered gr[Tl::kItems];
-  if (c_begin < c_end) {  // prologue: chunk c_begin into buffer 0, offsets of c_begin + 1 in flight
-    load_weights<BM>(pr, co, c_begin, tid, a_buf);
-    cuda::cp_async_commit();
 RRSR_UNROLL
-    for (int j = 0; j < Tl::kItems; ++j) {
-      const OffsetRegs first = load_offsets<BN>(pr, px, table, c_begin, tid, j);
-      ahead[j] = load_offsets<BN>(pr, px, table, c_begin + 1, tid, j);
-      issue_gather<BN>(pr, px, table, c_begin, tid, j, first, gr[j]);
-    }
+  for (int j = 0; j < Tl::kItems; ++j) ahead[j] = load_offsets<BN>(pr, px, table, c_begin, tid, j);
+  pipelined_chunks(
+      c_begin, c_end,
+      [&](int c, int buf) {
+        load_weights<BM>(pr, wc, c, a_buf + buf * BM * kLd);
+        cuda::cp_async_commit();
 RRSR_UNROLL
-    for (int j = 0; j < Tl::kItems; ++j) blend_store<BN>(gr[j], tid, j, b_buf);
-    cuda::cp_async_wait_all();
-    __syncthreads();
-  }
-  for (int c = c_begin; c < c_end; ++c) {
-    const int cur = (c - c_begin) & 1, nxt = cur ^ 1;
-    const bool more = c + 1 < c_end;
-    if (more) {
-      load_weights<BM>(pr, co, c + 1, tid, a_buf + nxt * BM * kLd);
-      cuda::cp_async_commit();
+        for (int j = 0; j < Tl::kItems; ++j) {
+          issue_gather<BN>(pr, px, table, c, tid, j, ahead[j], gr[j]);
+          if (c + 1 < c_end) ahead[j] = load_offsets<BN>(pr, px, table, c + 1, tid, j);
+        }
+      },
+      [&](int buf) { multiply_chunk<BM, BN>(a_buf + buf * BM * kLd, b_buf + buf * BN * kLd, wid, acc); },
+      [&](int buf) {
 RRSR_UNROLL
-      for (int j = 0; j < Tl::kItems; ++j) {
-        issue_gather<BN>(pr, px, table, c + 1, tid, j, ahead[j], gr[j]);
-        if (c + 2 < c_end) ahead[j] = load_offsets<BN>(pr, px, table, c + 2, tid, j);
-      }
-    }
-    multiply_chunk<BM, BN>(a_buf + cur * BM * kLd, b_buf + cur * BN * kLd, wid, acc);
-    if (more) {
-RRSR_UNROLL
-      for (int j = 0; j < Tl::kItems; ++j) blend_store<BN>(gr[j], tid, j, b_buf + nxt * BN * kLd);
-      cuda::cp_async_wait_all();
-    }
-    __syncthreads();  // chunk c+1 visible to all warps, and nobody still reads chunk c's buffers
-  }
+        for (int j = 0; j < Tl::kItems; ++j) blend_store<BN>(gr[j], tid, j, b_buf + buf * BN * kLd);
+      });
 
   float* mine = scratch + wid * kMmaTile * kMmaTile;
 RRSR_UNROLL
@@ -528,26 +636,34 @@ cudaError_t launch_gemm(const Problem<TO>& pr, cudaStream_t stream) {
   return cudaGetLastError();
 }
 
+// 1. prepare: weight blocks first, then the input vectors
 template <typename TO>
-cudaError_t launch(const Problem<TO>& pr, const Config& cfg, cudaStream_t stream) {
-  // prepare: weight blocks first, then the input vectors
+cudaError_t launch_prepare(const Problem<TO>& pr, cudaStream_t stream) {
   const int64_t vectors = static_cast<int64_t>(pr.n) * (pr.c / kVec) * pr.h * pr.w;
-  const int64_t w_total = static_cast<int64_t>(pr.c_out) * pr.k_total;
+  const int64_t w_total = weight_elements(pr);
   const int64_t w_blocks = (w_total + kPrepThreads - 1) / kPrepThreads;
   const int64_t x_blocks = (vectors + kPrepThreads - 1) / kPrepThreads;
   if (x_blocks + w_blocks > 0x7fffffff) return cudaErrorInvalidConfiguration;
   prepare_kernel<TO><<<static_cast<unsigned>(x_blocks + w_blocks), kPrepThreads, 0, stream>>>(pr, w_blocks);
-  cudaError_t err = cudaGetLastError();
-  if (err != cudaSuccess) return err;
+  return cudaGetLastError();
+}
+
+// 2. gemm with the shared-memory column tile (cfg's tile)
+template <typename TO>
+cudaError_t launch_gemm_smem(const Problem<TO>& pr, const Config& cfg, cudaStream_t stream) {
   switch (cfg.bm * 1000 + cfg.bn) {
-    case 64064: err = launch_gemm<64, 64>(pr, stream); break;
-    case 64128: err = launch_gemm<64, 128>(pr, stream); break;
-    case 128064: err = launch_gemm<128, 64>(pr, stream); break;
-    case 128128: err = launch_gemm<128, 128>(pr, stream); break;
-    case 256064: err = launch_gemm<256, 64>(pr, stream); break;
+    case 64064: return launch_gemm<64, 64>(pr, stream);
+    case 64128: return launch_gemm<64, 128>(pr, stream);
+    case 128064: return launch_gemm<128, 64>(pr, stream);
+    case 128128: return launch_gemm<128, 128>(pr, stream);
+    case 256064: return launch_gemm<256, 64>(pr, stream);
     default: return cudaErrorInvalidValue;
   }
-  if (err != cudaSuccess || pr.splits == 1) return err;
+}
+
+// 3. reduce (split launches only)
+template <typename TO>
+cudaError_t launch_reduce(const Problem<TO>& pr, cudaStream_t stream) {
   const int64_t total = static_cast<int64_t>(pr.n) * pr.c_out * pr.p_count();
   int64_t blocks = (total + 255) / 256;
   if (blocks > 8192) blocks = 8192;
