@@ -147,7 +147,7 @@ vec8::Problem<TO> make_vec8_problem(const Shape& s, const Geometry& g, const vec
   q.chunks = vec8::chunk_count(g);
   q.splits = splits;
   q.chunks_per_split = (q.chunks + splits - 1) / splits;
-  q.frag_weights = regb;
+  q.regb = regb;
   q.x = static_cast<const __half*>(x);
   q.wt = static_cast<const __half*>(weight);
   q.xh = reinterpret_cast<__half*>(ws + l.xh);

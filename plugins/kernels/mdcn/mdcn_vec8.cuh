@@ -96,7 +96,7 @@ struct Problem : Geometry {
   int k_total;                      // taps * cin_g
   int chunks;                       // ceil(k_total / kKc)
   int splits, chunks_per_split;
-  bool frag_weights;                // wr in the register-B variant's fragment order (frag_weight_index)
+  bool regb;                        // the register-B variant's orders: K' octet-major, weights in fragment order
   const __half* __restrict__ x;     // NCHW input (prepare reads it)
   const __half* __restrict__ wt;    // [c_out][cin_g][taps] (prepare reads it)
   __half* __restrict__ xh;          // workspace: [n][c / 8][h][w][8] (channel octets, 16 bytes per pixel)
@@ -195,10 +195,25 @@ __host__ __device__ __forceinline__ void reorder_weight(const Problem<TO>& pr, i
   pr.wr[i] = pr.wt[row * pr.k_total + static_cast<int64_t>(ch) * pr.taps + tap];
 }
 
+// The tap and channel octet (within the conv group) of K' octet kv. The shared-memory kernel orders K' tap-major
+// (kv = tap * cin_g / 8 + octet): its lanes take neighbouring pixels of one octet anyway. The register-B variant
+// orders it octet-major (kv = octet * taps + tap): the four lanes of a pixel then sample one octet plane at four
+// taps, not four planes, so a warp's corners fall on fewer cache lines.
+template <typename TO>
+__host__ __device__ __forceinline__ void octet_slot(const Problem<TO>& pr, int kv, int& tap, int& octet) {
+  if (pr.regb) {
+    octet = kv / pr.taps;
+    tap = kv % pr.taps;
+  } else {
+    tap = kv / (pr.cin_g / kVec);
+    octet = kv % (pr.cin_g / kVec);
+  }
+}
+
 // Element i of the fragment-ordered weights (register-B variant). i = (((group * row_tiles + tile) * chunks + chunk)
 // * 2 + step) * 256 + lane * 8 + h: lane (g, t)'s A registers a[0..3] of that k step (mma_m16n8k16.cuh), two halves
 // each: register r = h / 2 holds row tile * 16 + g + 8 * (r % 2), K' chunk * 32 + 8t + 4 * step + 2 * (r / 2) + h % 2
-// (the chunk's permuted K' order, mdcn_vec8_regb.cuh).
+// (the chunk's permuted K' order, mdcn_vec8_regb.cuh; K' octet-major, octet_slot).
 template <typename TO>
 __host__ __device__ __forceinline__ void reorder_weight_frag(const Problem<TO>& pr, int64_t i) {
   const int h = static_cast<int>(i % 8), lane = static_cast<int>(i / 8 % 32), step = static_cast<int>(i / 256 % 2);
@@ -212,7 +227,9 @@ __host__ __device__ __forceinline__ void reorder_weight_frag(const Problem<TO>& 
   const int k = chunk * kKc + 8 * (lane % 4) + 4 * step + 2 * (r / 2) + h % 2;
   __half v = __float2half_rn(0.0f);
   if (row < pr.cout_g && k < pr.k_total) {
-    const int tap = k / pr.cin_g, ch = k % pr.cin_g;
+    int tap, octet;
+    octet_slot(pr, k / kVec, tap, octet);
+    const int ch = octet * kVec + k % kVec;
     v = pr.wt[(static_cast<int64_t>(grp) * pr.cout_g + row) * pr.k_total + static_cast<int64_t>(ch) * pr.taps + tap];
   }
   pr.wr[i] = v;
@@ -221,7 +238,7 @@ __host__ __device__ __forceinline__ void reorder_weight_frag(const Problem<TO>& 
 // Weight elements prepare writes.
 template <typename TO>
 __host__ __device__ __forceinline__ int64_t weight_elements(const Problem<TO>& pr) {
-  return pr.frag_weights ? static_cast<int64_t>(pr.group) * frag_row_tiles(pr) * pr.chunks * kFragBlock
+  return pr.regb ? static_cast<int64_t>(pr.group) * frag_row_tiles(pr) * pr.chunks * kFragBlock
                          : static_cast<int64_t>(pr.c_out) * pr.k_total;
 }
 
@@ -247,7 +264,7 @@ __global__ void __launch_bounds__(kPrepThreads) prepare_kernel(const Problem<TO>
   if (b < weight_blocks) {  // the first blocks re-lay the weights, one element per thread
     const int64_t i = b * kPrepThreads + threadIdx.x;
     if (i < weight_elements(pr)) {
-      if (pr.frag_weights)
+      if (pr.regb)
         reorder_weight_frag(pr, i);
       else
         reorder_weight(pr, i);
@@ -277,9 +294,9 @@ __host__ __device__ __forceinline__ void build_table(const Problem<TO>& pr, cons
   const int hw_out = static_cast<int>(pr.p_count());  // supports(): 2 * offset_group * taps * hw_out < 2^31
   const int plane = pr.h * pr.w;                     // and c * h * w < 2^31
   for (int kv = tid; kv < pr.k_total / kVec; kv += kThreads) {
-    const int k = kv * kVec;
-    const int tap = k / pr.cin_g, ch = k % pr.cin_g;
-    const int gch = co.g * pr.cin_g + ch;
+    int tap, octet;
+    octet_slot(pr, kv, tap, octet);
+    const int gch = co.g * pr.cin_g + octet * kVec;
     const int og = gch / pr.ch_per_og;
     table[kv] = make_int4(offset_channel(og, tap, pr.taps, 0) * hw_out, mask_channel(og, tap, pr.taps) * hw_out,
                           (gch / kVec) * plane, ((tap / pr.kw) * pr.dil_h) << 16 | ((tap % pr.kw) * pr.dil_w));

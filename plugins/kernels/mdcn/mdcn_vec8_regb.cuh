@@ -6,8 +6,10 @@
 //   mma.sync m16n8k16 (mma_m16n8k16.cuh): lane (g, t) holds B[2t, 2t+1][g] and B[2t+8, 2t+9][g] of a 16-deep k
 //   step. Over the two k steps of a 32-deep K' chunk that is 8 values per lane -- one octet -- once the chunk's K'
 //   order is permuted: k index kk of step s is K' 8 * (kk % 8 / 2) + 4 * s + 2 * (kk / 8) + kk % 2 of the chunk.
-//   So lane (g, t) gathers and blends the item (pixel g of its 8-pixel group, octet t of the chunk) as before, and
-//   its packed octet {ch 0-1, 2-3, 4-5, 6-7} is {b[0], b[1]} of step 0 and {b[0], b[1]} of step 1.
+//   So lane (g, t) gathers and blends the item (pixel g of its 8-pixel group, K' octet t of the chunk) as before,
+//   and its packed octet {ch 0-1, 2-3, 4-5, 6-7} is {b[0], b[1]} of step 0 and {b[0], b[1]} of step 1. K' octets
+//   run octet-major here (mdcn_vec8.cuh, octet_slot): the four lanes of a pixel sample one channel octet at four
+//   taps, all in one plane of the octet copy, rather than four planes.
 //   The A fragments follow the same permutation. The prepare kernel lays the weights out in fragment order
 //   (mdcn_vec8.cuh, reorder_weight_frag): a lane's four A registers of a k step are 16 contiguous bytes, so a
 //   block copies a chunk's 64 x 32 weight tile with one 16-byte cp.async per thread, and a lane reads each fragment
