@@ -135,11 +135,12 @@ void emulate_mdcn_vec8_tile(const rrsr::mdcn::vec8::Problem<TO>& pr) {
         for (int c = c_begin; c < c_end; ++c) {
           for (int t = 0; t < nh::kThreads; ++t) nh::load_weights<BM>(pr, nh::weight_cursor<BM>(pr, co, t), c, a);
           for (int t = 0; t < nh::kThreads; ++t) {
-            const nh::Pixel<TO> px = nh::pixel_of<BN>(pr, co, t);
+            const int w = t / 32, lane = t % 32, kv = nh::octet_kv(pr, c, lane);
             for (int j = 0; j < Tl::kItems; ++j) {
+              const nh::Pixel<TO> px = nh::item_pixel(pr, co, w * Tl::kItems + j, lane);
               nh::Gathered gr;
-              nh::issue_gather<BN>(pr, px, table, c, t, j, nh::load_offsets<BN>(pr, px, table, c, t, j), gr);
-              nh::blend_store<BN>(gr, t, j, b);
+              nh::gather_at(pr, px, table, kv, nh::load_offsets_at(pr, px, table, kv), gr);
+              nh::blend_store(gr, w * Tl::kItems + j, lane, b);
             }
           }
           for (int w = 0; w < nh::kWarps; ++w) nh::multiply_chunk<BM, BN>(a, b, w, acc[w]);
@@ -186,8 +187,8 @@ void emulate_mdcn_vec8_regb(const rrsr::mdcn::vec8::Problem<TO>& pr) {
             uint4 bv[32][P];
             for (int lane = 0; lane < 32; ++lane)
               for (int pp = 0; pp < P; ++pp) {
-                const nh::Pixel<TO> px = rb::lane_pixel<P>(pr, co, w, lane, pp);
-                const int kv = rb::octet_kv(pr, c, lane);
+                const nh::Pixel<TO> px = nh::item_pixel(pr, co, w * P + pp, lane);
+                const int kv = nh::octet_kv(pr, c, lane);
                 nh::Gathered gr;
                 nh::gather_at(pr, px, table, kv, nh::load_offsets_at(pr, px, table, kv), gr);
                 bv[lane][pp] = nh::blend_pack(gr);

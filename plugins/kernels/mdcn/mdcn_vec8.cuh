@@ -1,14 +1,15 @@
 // Tensor-core MDCN over a channel-octet copy of the features (NC/8HW8: 8 channels = 16 bytes per pixel), the FP16
 // path for channel counts that are multiples of 8 per group and per offset group (RRSR's: 64, 128, 256 channels in
 // 8 offset groups). Up to three kernels on the stream, all scratch in the launcher's workspace:
-//   1. prepare:  x NCHW -> xh [n][c/8][h][w][8], and the weights re-laid [group][c_out/group][tap][c/group]
-//                (K' = tap * cin_g + channel, 8-aligned rows for 16-byte copies).
+//   1. prepare:  x NCHW -> xh [n][c/8][h][w][8], and the weights re-laid [group][c_out/group][K'] with K' octet-major
+//                (K' = (octet * taps + tap) * 8 + channel % 8, 8-aligned rows for 16-byte copies).
 //   2. gemm:     an implicit GEMM y[row][pix] = sum_k' W'[row][k'] * col[k'][pix]. A K' chunk is 32 deep: four
 //                channel octets. A work item (pixel, octet) computes one FP32 bilinear sample and gathers its four
 //                corners as four 16-byte loads (all 8 channels of the octet, which one offset group shares), blends
-//                them in FP32 and stores 8 FP16 column values with one 16-byte store. Lanes take neighbouring
-//                pixels, whose corners mostly share 128-byte lines in this layout (in NHWC each corner would be a line
-//                of its own). Weight tiles come by cp.async; operands are double-buffered, offsets loaded two chunks
+//                them in FP32 and stores 8 FP16 column values with one 16-byte store. A warp's lanes take 8
+//                neighbouring pixels x the chunk's 4 octets, which (K' octet-major) are mostly one octet at 4 taps:
+//                their corners mostly share 128-byte lines of one plane (in NHWC each corner would be a line of its
+//                own; octet_kv). Weight tiles come by cp.async; operands are double-buffered, offsets loaded two chunks
 //                and gathers one chunk ahead of their use, so they are in flight during the tensor-core products.
 //   3. reduce:   only for split-K launches (small problems: too few output tiles to fill the GPU), the FP32
 //                partial sums of the splits, added in a fixed order (deterministic), + bias -> y.
@@ -82,7 +83,7 @@ struct Tiling {
   static constexpr int kItems = BN * kVecs / kThreads;  // gather items per thread and chunk
   // resident blocks per SM the registers are capped for: 2 unless a warp holds 8 accumulator tiles
   static constexpr int kMinBlocks = kFragsM * kFragsN >= 8 ? 1 : 2;
-  static_assert(kItems >= 1 && kThreads % BN == 0, "a thread keeps one pixel for the whole K loop");
+  static_assert(kItems >= 1 && kItems * kWarps * 8 == BN, "each warp takes kItems 8-pixel groups");
   // operands (double-buffered), epilogue scratch; the K table (smem_bytes) follows
   static constexpr size_t kSmemFixed = (2 * static_cast<size_t>(BM) * kLd + 2 * static_cast<size_t>(BN) * kLd) *
                                            sizeof(__half) +
@@ -96,7 +97,7 @@ struct Problem : Geometry {
   int k_total;                      // taps * cin_g
   int chunks;                       // ceil(k_total / kKc)
   int splits, chunks_per_split;
-  bool regb;                        // the register-B variant's orders: K' octet-major, weights in fragment order
+  bool regb;                        // wr in the register-B variant's fragment order (reorder_weight_frag)
   const __half* __restrict__ x;     // NCHW input (prepare reads it)
   const __half* __restrict__ wt;    // [c_out][cin_g][taps] (prepare reads it)
   __half* __restrict__ xh;          // workspace: [n][c / 8][h][w][8] (channel octets, 16 bytes per pixel)
@@ -186,34 +187,29 @@ inline Config pick_config(const Geometry& g, int64_t n, int sm_count, int64_t ma
 // ---------------------------------------------------------------------------------------------------------------
 // 1. prepare
 
-// Element i of the re-laid weights: wr[(g * cout_g + row) * k_total + tap * cin_g + ch] = wt[g * cout_g + row][ch][tap]
+// The tap and channel octet (within the conv group) of K' octet kv: K' runs octet-major (kv = octet * taps + tap),
+// so the lanes of a pixel sample one octet plane at neighbouring taps (octet_kv).
+__host__ __device__ __forceinline__ void octet_slot(const Geometry& g, int kv, int& tap, int& octet) {
+  octet = kv / g.taps;
+  tap = kv % g.taps;
+}
+
+// Element i of the re-laid weights: wr[(g * cout_g + row) * k_total + k'] = wt[g * cout_g + row][ch][tap], K' octet
+// k' / 8 = (octet, tap) (octet_slot), ch = octet * 8 + k' % 8.
 template <typename TO>
 __host__ __device__ __forceinline__ void reorder_weight(const Problem<TO>& pr, int64_t i) {
   const int64_t row = i / pr.k_total;
   const int k = static_cast<int>(i % pr.k_total);
-  const int tap = k / pr.cin_g, ch = k % pr.cin_g;
+  int tap, octet;
+  octet_slot(pr, k / kVec, tap, octet);
+  const int ch = octet * kVec + k % kVec;
   pr.wr[i] = pr.wt[row * pr.k_total + static_cast<int64_t>(ch) * pr.taps + tap];
-}
-
-// The tap and channel octet (within the conv group) of K' octet kv. The shared-memory kernel orders K' tap-major
-// (kv = tap * cin_g / 8 + octet): its lanes take neighbouring pixels of one octet anyway. The register-B variant
-// orders it octet-major (kv = octet * taps + tap): the four lanes of a pixel then sample one octet plane at four
-// taps, not four planes, so a warp's corners fall on fewer cache lines.
-template <typename TO>
-__host__ __device__ __forceinline__ void octet_slot(const Problem<TO>& pr, int kv, int& tap, int& octet) {
-  if (pr.regb) {
-    octet = kv / pr.taps;
-    tap = kv % pr.taps;
-  } else {
-    tap = kv / (pr.cin_g / kVec);
-    octet = kv % (pr.cin_g / kVec);
-  }
 }
 
 // Element i of the fragment-ordered weights (register-B variant). i = (((group * row_tiles + tile) * chunks + chunk)
 // * 2 + step) * 256 + lane * 8 + h: lane (g, t)'s A registers a[0..3] of that k step (mma_m16n8k16.cuh), two halves
 // each: register r = h / 2 holds row tile * 16 + g + 8 * (r % 2), K' chunk * 32 + 8t + 4 * step + 2 * (r / 2) + h % 2
-// (the chunk's permuted K' order, mdcn_vec8_regb.cuh; K' octet-major, octet_slot).
+// (the chunk's permuted K' order, mdcn_vec8_regb.cuh).
 template <typename TO>
 __host__ __device__ __forceinline__ void reorder_weight_frag(const Problem<TO>& pr, int64_t i) {
   const int h = static_cast<int>(i % 8), lane = static_cast<int>(i / 8 % 32), step = static_cast<int>(i / 256 % 2);
@@ -331,9 +327,21 @@ __host__ __device__ __forceinline__ Pixel<TO> pixel_at(const Problem<TO>& pr, co
   return px;
 }
 
-template <int BN, typename TO>
-__host__ __device__ __forceinline__ Pixel<TO> pixel_of(const Problem<TO>& pr, const Coord& co, int tid) {
-  return pixel_at(pr, co, co.pix0 + tid % BN);
+// The work items of a K chunk (both kernels): lane (g, t) = (lane / 4, lane % 4) takes K' octet t of the chunk at
+// pixel g of each of its warp's 8-pixel groups. With K' octet-major (octet_slot), a pixel's four lanes sample one
+// octet plane at four taps, so a warp's 32 corner loads fall within 8 neighbouring pixels x 4 taps of one plane:
+// fewer cache lines than 32 pixels in a row of one plane (random offsets) and fewer than 4 planes (RRSR's octets
+// each have their own offsets).
+template <typename TO>
+__host__ __device__ __forceinline__ int octet_kv(const Problem<TO>& pr, int chunk, int lane) {
+  const int kv = chunk * kVecs + lane % 4;
+  return kv < pr.k_total / kVec ? kv : -1;  // -1: past K'
+}
+
+// Lane's pixel in 8-pixel group `group` (of the block's BN / 8).
+template <typename TO>
+__host__ __device__ __forceinline__ Pixel<TO> item_pixel(const Problem<TO>& pr, const Coord& co, int group, int lane) {
+  return pixel_at(pr, co, co.pix0 + group * 8 + lane / 4);
 }
 
 // A gather item's offset and mask values, loaded two chunks ahead of their use (software pipelining: the block
@@ -348,13 +356,6 @@ struct Gathered {
   float w[4];  // their bilinear weights (mask folded in; 0 for corners outside the image)
   bool valid;  // false: a tail item (pixel past the image or K' past k_total), whose column must be exactly 0
 };
-
-// Item j of thread tid in chunk `chunk`: its K' octet, or -1 past K'.
-template <int BN, typename TO>
-__host__ __device__ __forceinline__ int item_kv(const Problem<TO>& pr, int chunk, int tid, int j) {
-  const int kv = chunk * kVecs + (tid + j * kThreads) / BN;
-  return kv < pr.k_total / kVec ? kv : -1;
-}
 
 // Phase a1 (the item (pixel px, K' octet kv; kv = -1 past K')): its offset and mask values. Tail items read those
 // of a valid octet and pixel (no branch; the blend zeroes their column).
@@ -388,20 +389,6 @@ RRSR_UNROLL
   }
 }
 
-// Item j of thread tid in chunk `chunk` (the shared-memory kernel's mapping: lanes take neighbouring pixels).
-template <int BN, typename TO>
-__host__ __device__ __forceinline__ OffsetRegs load_offsets(const Problem<TO>& pr, const Pixel<TO>& px,
-                                                            const int4* table, int chunk, int tid, int j) {
-  return load_offsets_at(pr, px, table, item_kv<BN>(pr, chunk, tid, j));
-}
-
-template <int BN, typename TO>
-__host__ __device__ __forceinline__ void issue_gather(const Problem<TO>& pr, const Pixel<TO>& px, const int4* table,
-                                                      int chunk, int tid, int j, const OffsetRegs& o,
-                                                      Gathered& gr) {
-  gather_at(pr, px, table, item_kv<BN>(pr, chunk, tid, j), o, gr);
-}
-
 // Phase b: the FP32 blend of the four corners, rounded to FP16: the item's 8 column values, channel order.
 __host__ __device__ __forceinline__ uint4 blend_pack(const Gathered& gr) {
   float acc[kVec];
@@ -421,12 +408,9 @@ RRSR_UNROLL
   return out;
 }
 
-// ... into the column tile b[BN][kLd] (pixel-major).
-template <int BN>
-__host__ __device__ __forceinline__ void blend_store(const Gathered& gr, int tid, int j, __half* b) {
-  const int e = tid + j * kThreads;
-  const int p = e % BN, vec = e / BN;
-  *reinterpret_cast<uint4*>(b + p * kLd + vec * kVec) = blend_pack(gr);
+// ... into the column tile b[BN][kLd] (pixel-major), as the item (group, lane).
+__host__ __device__ __forceinline__ void blend_store(const Gathered& gr, int group, int lane, __half* b) {
+  *reinterpret_cast<uint4*>(b + (group * 8 + lane / 4) * kLd + (lane % 4) * kVec) = blend_pack(gr);
 }
 
 // A thread's share of every weight tile, fixed over the K loop: 16-byte pieces (row r0 + i * kRowStep, octet vec)
@@ -567,7 +551,9 @@ __global__ void __launch_bounds__(kThreads, Tiling<BM, BN>::kMinBlocks) gemm_ker
   const Coord co = coord_of<BM>(pr, static_cast<int>(blockIdx.x), static_cast<int>(blockIdx.y),
                                 static_cast<int>(blockIdx.z), BN);
   const int tid = static_cast<int>(threadIdx.x), wid = tid / 32, lane = tid % 32;
-  const Pixel<TO> px = pixel_of<BN>(pr, co, tid);
+  Pixel<TO> px[Tl::kItems];  // item j: the lane's pixel in the warp's 8-pixel group wid * kItems + j
+RRSR_UNROLL
+  for (int j = 0; j < Tl::kItems; ++j) px[j] = item_pixel(pr, co, wid * Tl::kItems + j, lane);
   const WeightCursor<BM> wc = weight_cursor<BM>(pr, co, tid);
   const int c_begin = co.split * pr.chunks_per_split;
   const int c_end = c_begin + pr.chunks_per_split < pr.chunks ? c_begin + pr.chunks_per_split : pr.chunks;
@@ -583,22 +569,23 @@ RRSR_UNROLL
   OffsetRegs ahead[Tl::kItems];
   Gathered gr[Tl::kItems];
 RRSR_UNROLL
-  for (int j = 0; j < Tl::kItems; ++j) ahead[j] = load_offsets<BN>(pr, px, table, c_begin, tid, j);
+  for (int j = 0; j < Tl::kItems; ++j) ahead[j] = load_offsets_at(pr, px[j], table, octet_kv(pr, c_begin, lane));
   pipelined_chunks(
       c_begin, c_end,
       [&](int c, int buf) {
         load_weights<BM>(pr, wc, c, a_buf + buf * BM * kLd);
         cuda::cp_async_commit();
+        const int kv = octet_kv(pr, c, lane), kv_next = octet_kv(pr, c + 1, lane);
 RRSR_UNROLL
         for (int j = 0; j < Tl::kItems; ++j) {
-          issue_gather<BN>(pr, px, table, c, tid, j, ahead[j], gr[j]);
-          if (c + 1 < c_end) ahead[j] = load_offsets<BN>(pr, px, table, c + 1, tid, j);
+          gather_at(pr, px[j], table, kv, ahead[j], gr[j]);
+          if (c + 1 < c_end) ahead[j] = load_offsets_at(pr, px[j], table, kv_next);
         }
       },
       [&](int buf) { multiply_chunk<BM, BN>(a_buf + buf * BM * kLd, b_buf + buf * BN * kLd, wid, acc); },
       [&](int buf) {
 RRSR_UNROLL
-        for (int j = 0; j < Tl::kItems; ++j) blend_store<BN>(gr[j], tid, j, b_buf + buf * BN * kLd);
+        for (int j = 0; j < Tl::kItems; ++j) blend_store(gr[j], wid * Tl::kItems + j, lane, b_buf + buf * BN * kLd);
       });
 
   float* mine = scratch + wid * kMmaTile * kMmaTile;

@@ -7,9 +7,8 @@
 //   step. Over the two k steps of a 32-deep K' chunk that is 8 values per lane -- one octet -- once the chunk's K'
 //   order is permuted: k index kk of step s is K' 8 * (kk % 8 / 2) + 4 * s + 2 * (kk / 8) + kk % 2 of the chunk.
 //   So lane (g, t) gathers and blends the item (pixel g of its 8-pixel group, K' octet t of the chunk) as before,
-//   and its packed octet {ch 0-1, 2-3, 4-5, 6-7} is {b[0], b[1]} of step 0 and {b[0], b[1]} of step 1. K' octets
-//   run octet-major here (mdcn_vec8.cuh, octet_slot): the four lanes of a pixel sample one channel octet at four
-//   taps, all in one plane of the octet copy, rather than four planes.
+//   and its packed octet {ch 0-1, 2-3, 4-5, 6-7} is {b[0], b[1]} of step 0 and {b[0], b[1]} of step 1 -- the
+//   shared-memory kernel's item mapping (octet_kv, item_pixel) unchanged.
 //   The A fragments follow the same permutation. The prepare kernel lays the weights out in fragment order
 //   (mdcn_vec8.cuh, reorder_weight_frag): a lane's four A registers of a k step are 16 contiguous bytes, so a
 //   block copies a chunk's 64 x 32 weight tile with one 16-byte cp.async per thread, and a lane reads each fragment
@@ -45,20 +44,6 @@ struct Tiling {
 
 // Tiles (BM x BN) of this kernel.
 inline bool supported_tile(int bm, int bn) { return bm == kBM && (bn == Tiling<2>::kBN || bn == Tiling<4>::kBN); }
-
-// Lane's K' octet in chunk `chunk` (its t = lane % 4), or -1 past K'.
-template <typename TO>
-__host__ __device__ __forceinline__ int octet_kv(const Problem<TO>& pr, int chunk, int lane) {
-  const int kv = chunk * kVecs + lane % 4;
-  return kv < pr.k_total / kVec ? kv : -1;
-}
-
-// Pixel group pp of warp wid: lane's pixel.
-template <int P, typename TO>
-__host__ __device__ __forceinline__ Pixel<TO> lane_pixel(const Problem<TO>& pr, const Coord& co, int wid, int lane,
-                                                         int pp) {
-  return pixel_at(pr, co, co.pix0 + (wid * P + pp) * 8 + lane / 4);
-}
 
 // Phase c (thread tid): chunk `chunk`'s weight tile (row tiles row0 / 16 .. + 4, fragment order) -> a[kTileA] by
 // cp.async; row tiles past C_out / group are zero-filled.
@@ -148,7 +133,7 @@ __global__ void __launch_bounds__(kThreads, Tiling<P>::kMinBlocks) gemm_regb_ker
   const int tid = static_cast<int>(threadIdx.x), wid = tid / 32, lane = tid % 32;
   Pixel<TO> px[P];
 RRSR_UNROLL
-  for (int pp = 0; pp < P; ++pp) px[pp] = lane_pixel<P>(pr, co, wid, lane, pp);
+  for (int pp = 0; pp < P; ++pp) px[pp] = item_pixel(pr, co, wid * P + pp, lane);
   const int c_begin = co.split * pr.chunks_per_split;
   const int c_end = c_begin + pr.chunks_per_split < pr.chunks ? c_begin + pr.chunks_per_split : pr.chunks;
   build_table(pr, co, tid, table);
