@@ -99,7 +99,7 @@ __host__ __device__ __forceinline__ void write_pair(const Problem<TO>& pr, const
   }
   const float bias = pr.bias ? __half2float(pr.bias[oc]) : 0.0f;
   const __half h0 = __float2half_rn(v0 + bias), h1 = __float2half_rn(v1 + bias);
-  if (two && at % 2 == 0) {
+  if (two && reinterpret_cast<uintptr_t>(pr.y + at) % sizeof(__half2) == 0) {
     *reinterpret_cast<__half2*>(pr.y + at) = __halves2half2(h0, h1);
   } else {
     pr.y[at] = h0;
