@@ -101,7 +101,7 @@ struct Problem : Geometry {
   const __half* __restrict__ x;     // NCHW input (prepare reads it)
   const __half* __restrict__ wt;    // [c_out][cin_g][taps] (prepare reads it)
   __half* __restrict__ xh;          // workspace: [n][c / 8][h][w][8] (channel octets, 16 bytes per pixel)
-  __half* __restrict__ wr;          // workspace: [group][cout_g][taps][cin_g], or the fragment order
+  __half* __restrict__ wr;          // workspace: [group][cout_g][K'] (reorder_weight) or fragment-ordered
   float* __restrict__ partial;      // workspace: [splits][n][c_out][hw_out] (splits > 1)
   const TO* __restrict__ off;
   const TO* __restrict__ mask;      // may be null
@@ -123,7 +123,7 @@ inline int64_t blocks_for(const Geometry& g, int64_t n, int bm, int bn) {
 inline int chunk_count(const Geometry& g) { return (g.cin_g * g.taps + kKc - 1) / kKc; }
 
 // The register-B variant's weights: per conv group, 16-row tile and K' chunk, the 512 halves of its tensor-core A
-// fragments in the order the lanes read them (frag_weight_index); rows and K' padded with zeros.
+// fragments in the order the lanes read them (reorder_weight_frag); rows and K' padded with zeros.
 constexpr int kFragRows = 16;
 constexpr int kFragBlock = kFragRows * kKc;  // halves per (row tile, chunk)
 __host__ __device__ inline int frag_row_tiles(const Geometry& g) { return (g.cout_g + kFragRows - 1) / kFragRows; }
@@ -235,7 +235,7 @@ __host__ __device__ __forceinline__ void reorder_weight_frag(const Problem<TO>& 
 template <typename TO>
 __host__ __device__ __forceinline__ int64_t weight_elements(const Problem<TO>& pr) {
   return pr.regb ? static_cast<int64_t>(pr.group) * frag_row_tiles(pr) * pr.chunks * kFragBlock
-                         : static_cast<int64_t>(pr.c_out) * pr.k_total;
+                 : static_cast<int64_t>(pr.c_out) * pr.k_total;
 }
 
 // Element v of the vectorised copy: vector v = (image, channel octet, pixel) <- the octet's 8 NCHW values. Lanes
