@@ -105,10 +105,11 @@ void emulate_mdcn_tc(const rrsr::mdcn::tc::Problem<TO>& pr, int batches) {
   }
 }
 
-// The vec8 kernel on the CPU: prepare (the input vectors and the weight re-layout element by element),
-// then per block and K chunk the weight copies and the gathers thread by thread, the products warp by warp, the
-// epilogue lane by lane, and the split-K reduction element by element. The device kernel double-buffers chunks;
-// chunk c's operands are the same either way.
+// The vec8 kernel on the CPU: prepare (the input vectors and the weight re-layout element by element), then per
+// block the kernel's own K-loop schedule (pipelined_chunks: double buffers, offsets one chunk ahead of the gathers)
+// with each step done for the whole block -- weight copies and gathers thread by thread (each thread's offsets and
+// gathered corners kept between steps, as its registers are), the products warp by warp; the epilogue lane by
+// lane, and the split-K reduction element by element.
 template <int BM, int BN, typename TO>
 void emulate_mdcn_vec8_tile(const rrsr::mdcn::vec8::Problem<TO>& pr) {
   namespace nh = rrsr::mdcn::vec8;
@@ -132,19 +133,33 @@ void emulate_mdcn_vec8_tile(const rrsr::mdcn::vec8::Problem<TO>& pr) {
         for (int t = 0; t < nh::kThreads; ++t) nh::build_table(pr, co, t, table);
         const int c_begin = co.split * pr.chunks_per_split;
         const int c_end = std::min(c_begin + pr.chunks_per_split, pr.chunks);
-        for (int c = c_begin; c < c_end; ++c) {
-          for (int t = 0; t < nh::kThreads; ++t) nh::load_weights<BM>(pr, nh::weight_cursor<BM>(pr, co, t), c, a);
-          for (int t = 0; t < nh::kThreads; ++t) {
-            const int w = t / 32, lane = t % 32, kv = nh::octet_kv(pr, c, lane);
-            for (int j = 0; j < Tl::kItems; ++j) {
-              const nh::Pixel<TO> px = nh::item_pixel(pr, co, w * Tl::kItems + j, lane);
-              nh::Gathered gr;
-              nh::gather_at(pr, px, table, kv, nh::load_offsets_at(pr, px, table, kv), gr);
-              nh::blend_store(gr, w * Tl::kItems + j, lane, b);
-            }
-          }
-          for (int w = 0; w < nh::kWarps; ++w) nh::multiply_chunk<BM, BN>(a, b, w, acc[w]);
-        }
+        static nh::OffsetRegs ahead[nh::kThreads][Tl::kItems];
+        static nh::Gathered gr[nh::kThreads][Tl::kItems];
+        auto pixel = [&](int t, int j) { return nh::item_pixel(pr, co, t / 32 * Tl::kItems + j, t % 32); };
+        for (int t = 0; t < nh::kThreads; ++t)
+          for (int j = 0; j < Tl::kItems; ++j)
+            ahead[t][j] = nh::load_offsets_at(pr, pixel(t, j), table, nh::octet_kv(pr, c_begin, t % 32));
+        nh::pipelined_chunks(
+            c_begin, c_end,
+            [&](int c, int buf) {
+              for (int t = 0; t < nh::kThreads; ++t) {
+                nh::load_weights<BM>(pr, nh::weight_cursor<BM>(pr, co, t), c, a + buf * BM * nh::kLd);
+                const int kv = nh::octet_kv(pr, c, t % 32), kv_next = nh::octet_kv(pr, c + 1, t % 32);
+                for (int j = 0; j < Tl::kItems; ++j) {
+                  nh::gather_at(pr, pixel(t, j), table, kv, ahead[t][j], gr[t][j]);
+                  if (c + 1 < c_end) ahead[t][j] = nh::load_offsets_at(pr, pixel(t, j), table, kv_next);
+                }
+              }
+            },
+            [&](int buf) {
+              for (int w = 0; w < nh::kWarps; ++w)
+                nh::multiply_chunk<BM, BN>(a + buf * BM * nh::kLd, b + buf * BN * nh::kLd, w, acc[w]);
+            },
+            [&](int buf) {
+              for (int t = 0; t < nh::kThreads; ++t)
+                for (int j = 0; j < Tl::kItems; ++j)
+                  nh::blend_store(gr[t][j], t / 32 * Tl::kItems + j, t % 32, b + buf * BN * nh::kLd);
+            });
         for (int w = 0; w < nh::kWarps; ++w)
           for (int fm = 0; fm < Tl::kFragsM; ++fm)
             for (int fn = 0; fn < Tl::kFragsN; ++fn) {
@@ -157,10 +172,11 @@ void emulate_mdcn_vec8_tile(const rrsr::mdcn::vec8::Problem<TO>& pr) {
     for (int64_t i = 0; i < static_cast<int64_t>(pr.n) * pr.c_out * pr.p_count(); ++i) nh::reduce_element(pr, i);
 }
 
-// The register-B variant (mdcn_vec8_regb.cuh) on the CPU: prepare in fragment order, then per block and K chunk the
-// weight copies thread by thread, and per warp each lane's gathers and blend (its B fragments) and A fragment
-// loads, multiplied by mma_m16n8k16_warp (the fragments of all 32 lanes reassembled by the PTX layout); the epilogue
-// lane by lane, then the split-K reduction.
+// The register-B variant (mdcn_vec8_regb.cuh) on the CPU: prepare in fragment order, then per block the kernel's
+// K-loop schedule (pipelined_chunks) with whole-block steps: weight copies and each lane's gathers and blend (its B
+// fragments, kept between steps as registers are), and per warp the A fragment loads multiplied by
+// mma_m16n8k16_warp (the fragments of all 32 lanes reassembled by the PTX layout); the epilogue lane by lane, then
+// the split-K reduction.
 template <int P, typename TO>
 void emulate_mdcn_vec8_regb(const rrsr::mdcn::vec8::Problem<TO>& pr) {
   namespace nh = rrsr::mdcn::vec8;
@@ -181,35 +197,48 @@ void emulate_mdcn_vec8_regb(const rrsr::mdcn::vec8::Problem<TO>& pr) {
         for (int t = 0; t < nh::kThreads; ++t) nh::build_table(pr, co, t, table);
         const int c_begin = co.split * pr.chunks_per_split;
         const int c_end = std::min(c_begin + pr.chunks_per_split, pr.chunks);
-        for (int c = c_begin; c < c_end; ++c) {
-          for (int t = 0; t < nh::kThreads; ++t) rb::load_weights_frag(pr, co, c, t, a);
-          for (int w = 0; w < nh::kWarps; ++w) {
-            uint4 bv[32][P];
-            for (int lane = 0; lane < 32; ++lane)
-              for (int pp = 0; pp < P; ++pp) {
-                const nh::Pixel<TO> px = nh::item_pixel(pr, co, w * P + pp, lane);
-                const int kv = nh::octet_kv(pr, c, lane);
-                nh::Gathered gr;
-                nh::gather_at(pr, px, table, kv, nh::load_offsets_at(pr, px, table, kv), gr);
-                bv[lane][pp] = nh::blend_pack(gr);
-              }
-            for (int fm = 0; fm < rb::kFragsM; ++fm)
-              for (int s = 0; s < 2; ++s)
+        // per thread, between steps: offsets one chunk ahead, gathered corners, blended octets (its B fragments)
+        static nh::OffsetRegs ahead[nh::kThreads][P];
+        static nh::Gathered gr[nh::kThreads][P];
+        static uint4 bv[nh::kThreads][P];
+        auto pixel = [&](int t, int pp) { return nh::item_pixel(pr, co, t / 32 * P + pp, t % 32); };
+        for (int t = 0; t < nh::kThreads; ++t)
+          for (int pp = 0; pp < P; ++pp)
+            ahead[t][pp] = nh::load_offsets_at(pr, pixel(t, pp), table, nh::octet_kv(pr, c_begin, t % 32));
+        nh::pipelined_chunks(
+            c_begin, c_end,
+            [&](int c, int buf) {
+              for (int t = 0; t < nh::kThreads; ++t) {
+                rb::load_weights_frag(pr, co, c, t, a + buf * rb::kTileA);
+                const int kv = nh::octet_kv(pr, c, t % 32), kv_next = nh::octet_kv(pr, c + 1, t % 32);
                 for (int pp = 0; pp < P; ++pp) {
-                  uint32_t fa[32][4], fb[32][2];
-                  float fc[32][4];
-                  for (int lane = 0; lane < 32; ++lane) {
-                    const rb::AFrag af = rb::load_a(a, fm, s, lane);
-                    const rb::BFrag bf = rb::b_frag(bv[lane][pp], s);
-                    for (int i = 0; i < 4; ++i) fa[lane][i] = af.r[i], fc[lane][i] = acc[w][lane][fm][pp][i];
-                    for (int i = 0; i < 2; ++i) fb[lane][i] = bf.r[i];
-                  }
-                  rrsr::cuda::mma_m16n8k16_warp(fc, fa, fb);
-                  for (int lane = 0; lane < 32; ++lane)
-                    for (int i = 0; i < 4; ++i) acc[w][lane][fm][pp][i] = fc[lane][i];
+                  nh::gather_at(pr, pixel(t, pp), table, kv, ahead[t][pp], gr[t][pp]);
+                  if (c + 1 < c_end) ahead[t][pp] = nh::load_offsets_at(pr, pixel(t, pp), table, kv_next);
                 }
-          }
-        }
+              }
+            },
+            [&](int buf) {  // per warp: all 32 lanes' fragments into one tensor-core product
+              for (int w = 0; w < nh::kWarps; ++w)
+                for (int fm = 0; fm < rb::kFragsM; ++fm)
+                  for (int s = 0; s < 2; ++s)
+                    for (int pp = 0; pp < P; ++pp) {
+                      uint32_t fa[32][4], fb[32][2];
+                      float fc[32][4];
+                      for (int lane = 0; lane < 32; ++lane) {
+                        const rb::AFrag af = rb::load_a(a + buf * rb::kTileA, fm, s, lane);
+                        const rb::BFrag bf = rb::b_frag(bv[w * 32 + lane][pp], s);
+                        for (int i = 0; i < 4; ++i) fa[lane][i] = af.r[i], fc[lane][i] = acc[w][lane][fm][pp][i];
+                        for (int i = 0; i < 2; ++i) fb[lane][i] = bf.r[i];
+                      }
+                      rrsr::cuda::mma_m16n8k16_warp(fc, fa, fb);
+                      for (int lane = 0; lane < 32; ++lane)
+                        for (int i = 0; i < 4; ++i) acc[w][lane][fm][pp][i] = fc[lane][i];
+                    }
+            },
+            [&](int) {
+              for (int t = 0; t < nh::kThreads; ++t)
+                for (int pp = 0; pp < P; ++pp) bv[t][pp] = nh::blend_pack(gr[t][pp]);
+            });
         for (int w = 0; w < nh::kWarps; ++w)
           for (int lane = 0; lane < 32; ++lane) rb::store_lane<P>(pr, co, w, lane, acc[w][lane]);
       }

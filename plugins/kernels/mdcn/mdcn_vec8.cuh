@@ -519,14 +519,22 @@ __host__ __device__ __forceinline__ Coord coord_of(const Problem<TO>& pr, int bx
 //                  already loaded, then the offsets of chunk c + 1 (when c + 1 < c_end)
 //   multiply(buf)  the products of the chunk in buffer buf
 //   land(buf)      the staged chunk's blended columns into buffer buf
+// The CPU replays (tests/plugins/cuda_host_check.cu) run this same schedule with steps that do the whole block's
+// work each, so the buffer and prefetch bookkeeping is checked there too (the barriers are then no-ops).
+__host__ __device__ __forceinline__ void block_barrier() {
+#if defined(__CUDA_ARCH__)
+  __syncthreads();
+#endif
+}
+
 template <class Stage, class Multiply, class Land>
-__device__ __forceinline__ void pipelined_chunks(int c_begin, int c_end, Stage&& stage, Multiply&& multiply,
-                                                 Land&& land) {
+__host__ __device__ __forceinline__ void pipelined_chunks(int c_begin, int c_end, Stage&& stage, Multiply&& multiply,
+                                                          Land&& land) {
   if (c_begin >= c_end) return;  // an empty split: its partial sums are zeros
   stage(c_begin, 0);
   land(0);
   cuda::cp_async_wait_all();
-  __syncthreads();
+  block_barrier();
   for (int c = c_begin; c < c_end; ++c) {
     const int cur = (c - c_begin) & 1, nxt = cur ^ 1;
     const bool more = c + 1 < c_end;
@@ -536,7 +544,7 @@ __device__ __forceinline__ void pipelined_chunks(int c_begin, int c_end, Stage&&
       land(nxt);
       cuda::cp_async_wait_all();
     }
-    __syncthreads();  // chunk c+1 visible to all warps, and nobody still reads chunk c's buffers
+    block_barrier();  // chunk c+1 visible to all warps, and nobody still reads chunk c's buffers
   }
 }
 
