@@ -135,16 +135,19 @@ void emulate_mdcn_vec8_tile(const rrsr::mdcn::vec8::Problem<TO>& pr) {
         const int c_end = std::min(c_begin + pr.chunks_per_split, pr.chunks);
         static nh::OffsetRegs ahead[nh::kThreads][Tl::kItems];
         static nh::Gathered gr[nh::kThreads][Tl::kItems];
-        auto pixel = [&](int t, int j) { return nh::item_pixel(pr, co, t / 32 * Tl::kItems + j, t % 32); };
+        auto pixel = [&](int t, int j) {
+          return nh::item_pixel(pr, co, t / 32 * Tl::kItems + j, nh::lane_item(t % 32));
+        };
         for (int t = 0; t < nh::kThreads; ++t)
           for (int j = 0; j < Tl::kItems; ++j)
-            ahead[t][j] = nh::load_offsets_at(pr, pixel(t, j), table, nh::octet_kv(pr, c_begin, t % 32));
+            ahead[t][j] = nh::load_offsets_at(pr, pixel(t, j), table, nh::octet_kv(pr, c_begin, nh::lane_item(t % 32)));
         nh::pipelined_chunks(
             c_begin, c_end,
             [&](int c, int buf) {
               for (int t = 0; t < nh::kThreads; ++t) {
                 nh::load_weights<BM>(pr, nh::weight_cursor<BM>(pr, co, t), c, a + buf * BM * nh::kLd);
-                const int kv = nh::octet_kv(pr, c, t % 32), kv_next = nh::octet_kv(pr, c + 1, t % 32);
+                const nh::LaneItem li = nh::lane_item(t % 32);
+                const int kv = nh::octet_kv(pr, c, li), kv_next = nh::octet_kv(pr, c + 1, li);
                 for (int j = 0; j < Tl::kItems; ++j) {
                   nh::gather_at(pr, pixel(t, j), table, kv, ahead[t][j], gr[t][j]);
                   if (c + 1 < c_end) ahead[t][j] = nh::load_offsets_at(pr, pixel(t, j), table, kv_next);
@@ -158,7 +161,7 @@ void emulate_mdcn_vec8_tile(const rrsr::mdcn::vec8::Problem<TO>& pr) {
             [&](int buf) {
               for (int t = 0; t < nh::kThreads; ++t)
                 for (int j = 0; j < Tl::kItems; ++j)
-                  nh::blend_store(gr[t][j], t / 32 * Tl::kItems + j, t % 32, b + buf * BN * nh::kLd);
+                  nh::blend_store(gr[t][j], t / 32 * Tl::kItems + j, nh::lane_item(t % 32), b + buf * BN * nh::kLd);
             });
         for (int w = 0; w < nh::kWarps; ++w)
           for (int fm = 0; fm < Tl::kFragsM; ++fm)
@@ -201,16 +204,18 @@ void emulate_mdcn_vec8_regb(const rrsr::mdcn::vec8::Problem<TO>& pr) {
         static nh::OffsetRegs ahead[nh::kThreads][P];
         static nh::Gathered gr[nh::kThreads][P];
         static uint4 bv[nh::kThreads][P];
-        auto pixel = [&](int t, int pp) { return nh::item_pixel(pr, co, t / 32 * P + pp, t % 32); };
+        auto pixel = [&](int t, int pp) { return nh::item_pixel(pr, co, t / 32 * P + pp, rb::fragment_item(t % 32)); };
         for (int t = 0; t < nh::kThreads; ++t)
           for (int pp = 0; pp < P; ++pp)
-            ahead[t][pp] = nh::load_offsets_at(pr, pixel(t, pp), table, nh::octet_kv(pr, c_begin, t % 32));
+            ahead[t][pp] =
+                nh::load_offsets_at(pr, pixel(t, pp), table, nh::octet_kv(pr, c_begin, rb::fragment_item(t % 32)));
         nh::pipelined_chunks(
             c_begin, c_end,
             [&](int c, int buf) {
               for (int t = 0; t < nh::kThreads; ++t) {
                 rb::load_weights_frag(pr, co, c, t, a + buf * rb::kTileA);
-                const int kv = nh::octet_kv(pr, c, t % 32), kv_next = nh::octet_kv(pr, c + 1, t % 32);
+                const nh::LaneItem li = rb::fragment_item(t % 32);
+                const int kv = nh::octet_kv(pr, c, li), kv_next = nh::octet_kv(pr, c + 1, li);
                 for (int pp = 0; pp < P; ++pp) {
                   nh::gather_at(pr, pixel(t, pp), table, kv, ahead[t][pp], gr[t][pp]);
                   if (c + 1 < c_end) ahead[t][pp] = nh::load_offsets_at(pr, pixel(t, pp), table, kv_next);

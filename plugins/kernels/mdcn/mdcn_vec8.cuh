@@ -327,21 +327,32 @@ __host__ __device__ __forceinline__ Pixel<TO> pixel_at(const Problem<TO>& pr, co
   return px;
 }
 
-// The work items of a K chunk (both kernels): lane (g, t) = (lane / 4, lane % 4) takes K' octet t of the chunk at
-// pixel g of each of its warp's 8-pixel groups. With K' octet-major (octet_slot), a pixel's four lanes sample one
-// octet plane at four taps, so a warp's 32 corner loads fall within 8 neighbouring pixels x 4 taps of one plane:
-// fewer cache lines than 32 pixels in a row of one plane (random offsets) and fewer than 4 planes (RRSR's octets
-// each have their own offsets).
+// The work items of a K chunk (both kernels): a warp takes 8 neighbouring pixels (per 8-pixel group) x the chunk's
+// 4 K' octets. With K' octet-major (octet_slot) those are mostly one octet at four taps, so a warp's 32 corner loads
+// fall within 8 pixels x 4 taps of one plane: fewer cache lines than 32 pixels in a row of one plane (random
+// offsets) and than 4 planes (RRSR's octets each have their own offsets). Which lane takes which item is the
+// kernel's choice (LaneItem).
+struct LaneItem {
+  int pixel;  // within each 8-pixel group
+  int slot;   // K' octet of the chunk, 0..3
+};
+
+// The shared-memory kernel's: a quarter warp (the 8 lanes of one 16-byte shared-store phase) takes one octet of 8
+// pixels, whose column rows (kLd apart) fall in distinct banks.
+__host__ __device__ __forceinline__ LaneItem lane_item(int lane) { return LaneItem{lane % 8, lane / 8}; }
+
+// K' octet of the item in chunk `chunk`, or -1 past K'.
 template <typename TO>
-__host__ __device__ __forceinline__ int octet_kv(const Problem<TO>& pr, int chunk, int lane) {
-  const int kv = chunk * kVecs + lane % 4;
-  return kv < pr.k_total / kVec ? kv : -1;  // -1: past K'
+__host__ __device__ __forceinline__ int octet_kv(const Problem<TO>& pr, int chunk, const LaneItem& li) {
+  const int kv = chunk * kVecs + li.slot;
+  return kv < pr.k_total / kVec ? kv : -1;
 }
 
-// Lane's pixel in 8-pixel group `group` (of the block's BN / 8).
+// The item's pixel in 8-pixel group `group` (of the block's BN / 8).
 template <typename TO>
-__host__ __device__ __forceinline__ Pixel<TO> item_pixel(const Problem<TO>& pr, const Coord& co, int group, int lane) {
-  return pixel_at(pr, co, co.pix0 + group * 8 + lane / 4);
+__host__ __device__ __forceinline__ Pixel<TO> item_pixel(const Problem<TO>& pr, const Coord& co, int group,
+                                                         const LaneItem& li) {
+  return pixel_at(pr, co, co.pix0 + group * 8 + li.pixel);
 }
 
 // A gather item's offset and mask values, loaded two chunks ahead of their use (software pipelining: the block
@@ -408,9 +419,9 @@ RRSR_UNROLL
   return out;
 }
 
-// ... into the column tile b[BN][kLd] (pixel-major), as the item (group, lane).
-__host__ __device__ __forceinline__ void blend_store(const Gathered& gr, int group, int lane, __half* b) {
-  *reinterpret_cast<uint4*>(b + (group * 8 + lane / 4) * kLd + (lane % 4) * kVec) = blend_pack(gr);
+// ... into the column tile b[BN][kLd] (pixel-major), as the item li of 8-pixel group `group`.
+__host__ __device__ __forceinline__ void blend_store(const Gathered& gr, int group, const LaneItem& li, __half* b) {
+  *reinterpret_cast<uint4*>(b + (group * 8 + li.pixel) * kLd + li.slot * kVec) = blend_pack(gr);
 }
 
 // A thread's share of every weight tile, fixed over the K loop: 16-byte pieces (row r0 + i * kRowStep, octet vec)
@@ -559,9 +570,10 @@ __global__ void __launch_bounds__(kThreads, Tiling<BM, BN>::kMinBlocks) gemm_ker
   const Coord co = coord_of<BM>(pr, static_cast<int>(blockIdx.x), static_cast<int>(blockIdx.y),
                                 static_cast<int>(blockIdx.z), BN);
   const int tid = static_cast<int>(threadIdx.x), wid = tid / 32, lane = tid % 32;
+  const LaneItem li = lane_item(lane);
   Pixel<TO> px[Tl::kItems];  // item j: the lane's pixel in the warp's 8-pixel group wid * kItems + j
 RRSR_UNROLL
-  for (int j = 0; j < Tl::kItems; ++j) px[j] = item_pixel(pr, co, wid * Tl::kItems + j, lane);
+  for (int j = 0; j < Tl::kItems; ++j) px[j] = item_pixel(pr, co, wid * Tl::kItems + j, li);
   const WeightCursor<BM> wc = weight_cursor<BM>(pr, co, tid);
   const int c_begin = co.split * pr.chunks_per_split;
   const int c_end = c_begin + pr.chunks_per_split < pr.chunks ? c_begin + pr.chunks_per_split : pr.chunks;
@@ -577,13 +589,13 @@ RRSR_UNROLL
   OffsetRegs ahead[Tl::kItems];
   Gathered gr[Tl::kItems];
 RRSR_UNROLL
-  for (int j = 0; j < Tl::kItems; ++j) ahead[j] = load_offsets_at(pr, px[j], table, octet_kv(pr, c_begin, lane));
+  for (int j = 0; j < Tl::kItems; ++j) ahead[j] = load_offsets_at(pr, px[j], table, octet_kv(pr, c_begin, li));
   pipelined_chunks(
       c_begin, c_end,
       [&](int c, int buf) {
         load_weights<BM>(pr, wc, c, a_buf + buf * BM * kLd);
         cuda::cp_async_commit();
-        const int kv = octet_kv(pr, c, lane), kv_next = octet_kv(pr, c + 1, lane);
+        const int kv = octet_kv(pr, c, li), kv_next = octet_kv(pr, c + 1, li);
 RRSR_UNROLL
         for (int j = 0; j < Tl::kItems; ++j) {
           gather_at(pr, px[j], table, kv, ahead[j], gr[j]);
@@ -593,7 +605,7 @@ RRSR_UNROLL
       [&](int buf) { multiply_chunk<BM, BN>(a_buf + buf * BM * kLd, b_buf + buf * BN * kLd, wid, acc); },
       [&](int buf) {
 RRSR_UNROLL
-        for (int j = 0; j < Tl::kItems; ++j) blend_store(gr[j], wid * Tl::kItems + j, lane, b_buf + buf * BN * kLd);
+        for (int j = 0; j < Tl::kItems; ++j) blend_store(gr[j], wid * Tl::kItems + j, li, b_buf + buf * BN * kLd);
       });
 
   float* mine = scratch + wid * kMmaTile * kMmaTile;

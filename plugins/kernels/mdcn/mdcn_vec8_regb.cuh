@@ -7,8 +7,9 @@
 //   step. Over the two k steps of a 32-deep K' chunk that is 8 values per lane -- one octet -- once the chunk's K'
 //   order is permuted: k index kk of step s is K' 8 * (kk % 8 / 2) + 4 * s + 2 * (kk / 8) + kk % 2 of the chunk.
 //   So lane (g, t) gathers and blends the item (pixel g of its 8-pixel group, K' octet t of the chunk) as before,
-//   and its packed octet {ch 0-1, 2-3, 4-5, 6-7} is {b[0], b[1]} of step 0 and {b[0], b[1]} of step 1 -- the
-//   shared-memory kernel's item mapping (octet_kv, item_pixel) unchanged.
+//   and its packed octet {ch 0-1, 2-3, 4-5, 6-7} is {b[0], b[1]} of step 0 and {b[0], b[1]} of step 1 -- the same
+//   8 pixels x 4 K' octets per warp as the shared-memory kernel, lanes assigned by the fragment layout
+//   (fragment_item).
 //   The A fragments follow the same permutation. The prepare kernel lays the weights out in fragment order
 //   (mdcn_vec8.cuh, reorder_weight_frag): a lane's four A registers of a k step are 16 contiguous bytes, so a
 //   block copies a chunk's 64 x 32 weight tile with one 16-byte cp.async per thread, and a lane reads each fragment
@@ -41,6 +42,9 @@ struct Tiling {
   static constexpr size_t kSmemFixed = 2 * static_cast<size_t>(kTileA) * sizeof(__half);
   static size_t smem_bytes(int k_total) { return kSmemFixed + static_cast<size_t>(k_total / kVec) * sizeof(int4); }
 };
+
+// Lane (g, t)'s item: pixel g of each 8-pixel group, K' octet t -- the B fragment it holds.
+__host__ __device__ __forceinline__ LaneItem fragment_item(int lane) { return LaneItem{lane / 4, lane % 4}; }
 
 // Tiles (BM x BN) of this kernel.
 inline bool supported_tile(int bm, int bn) { return bm == kBM && (bn == Tiling<2>::kBN || bn == Tiling<4>::kBN); }
@@ -131,9 +135,10 @@ __global__ void __launch_bounds__(kThreads, Tiling<P>::kMinBlocks) gemm_regb_ker
   const Coord co = coord_of<kBM>(pr, static_cast<int>(blockIdx.x), static_cast<int>(blockIdx.y),
                                  static_cast<int>(blockIdx.z), Tiling<P>::kBN);
   const int tid = static_cast<int>(threadIdx.x), wid = tid / 32, lane = tid % 32;
+  const LaneItem li = fragment_item(lane);
   Pixel<TO> px[P];
 RRSR_UNROLL
-  for (int pp = 0; pp < P; ++pp) px[pp] = item_pixel(pr, co, wid * P + pp, lane);
+  for (int pp = 0; pp < P; ++pp) px[pp] = item_pixel(pr, co, wid * P + pp, li);
   const int c_begin = co.split * pr.chunks_per_split;
   const int c_end = c_begin + pr.chunks_per_split < pr.chunks ? c_begin + pr.chunks_per_split : pr.chunks;
   build_table(pr, co, tid, table);
@@ -151,13 +156,13 @@ RRSR_UNROLL
   Gathered gr[P];
   uint4 bv[P];  // the blended octets of the chunk being multiplied: the B fragments (one set: registers)
 RRSR_UNROLL
-  for (int pp = 0; pp < P; ++pp) ahead[pp] = load_offsets_at(pr, px[pp], table, octet_kv(pr, c_begin, lane));
+  for (int pp = 0; pp < P; ++pp) ahead[pp] = load_offsets_at(pr, px[pp], table, octet_kv(pr, c_begin, li));
   pipelined_chunks(
       c_begin, c_end,
       [&](int c, int buf) {
         load_weights_frag(pr, co, c, tid, a_buf + buf * kTileA);
         cuda::cp_async_commit();
-        const int kv = octet_kv(pr, c, lane), kv_next = octet_kv(pr, c + 1, lane);
+        const int kv = octet_kv(pr, c, li), kv_next = octet_kv(pr, c + 1, li);
 RRSR_UNROLL
         for (int pp = 0; pp < P; ++pp) {
           gather_at(pr, px[pp], table, kv, ahead[pp], gr[pp]);
