@@ -28,6 +28,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 
 #include "../common/address.cuh"
 #include "../common/async_copy.cuh"
@@ -486,36 +487,48 @@ RRSR_UNROLL
   }
 }
 
-// Phase e (lane of warp wid): accumulator tile (fm, fn), stored row-major in the warp's scratch -> y (+ bias), or
-// the split's FP32 partial sums. A lane writes 8 consecutive pixels of one row.
+// N output values of one row (within the group) at consecutive pixels from pix -> y (+ bias, rounded to FP16) or
+// the split's FP32 partial sums; pixels past the plane are dropped. A whole aligned run is one N-half store.
+template <int N, typename TO>
+__host__ __device__ __forceinline__ void write_run(const Problem<TO>& pr, const Coord& co, int row, int64_t pix,
+                                                   const float* v) {
+  const int64_t hw_out = pr.p_count();
+  if (row >= pr.cout_g) return;
+  const int oc = co.g * pr.cout_g + row;
+  const int64_t at = (static_cast<int64_t>(co.n) * pr.c_out + oc) * hw_out + pix;
+  if (pr.splits > 1) {
+    float* out = pr.partial + static_cast<int64_t>(co.split) * pr.n * pr.c_out * hw_out + at;
+RRSR_UNROLL
+    for (int i = 0; i < N; ++i)  // constant indices: v may be the caller's registers
+      if (pix + i < hw_out) out[i] = v[i];
+    return;
+  }
+  const float bias = pr.bias ? __half2float(pr.bias[oc]) : 0.0f;
+  static_assert(N == 2 || N == 8, "a run is one 4- or 16-byte store");
+  using Word = typename std::conditional<N == 8, uint4, unsigned>::type;
+  Word word;
+  __half* h = reinterpret_cast<__half*>(&word);
+RRSR_UNROLL
+  for (int i = 0; i < N; ++i) h[i] = __float2half_rn(v[i] + bias);
+  if (pix + N <= hw_out && reinterpret_cast<uintptr_t>(pr.y + at) % sizeof(Word) == 0) {
+    *reinterpret_cast<Word*>(pr.y + at) = word;
+  } else {
+RRSR_UNROLL
+    for (int i = 0; i < N; ++i)
+      if (pix + i < hw_out) pr.y[at + i] = __float2half_rn(v[i] + bias);
+  }
+}
+
+// Phase e (lane of warp wid): accumulator tile (fm, fn), stored row-major in the warp's scratch -> write_run. A lane
+// writes 8 consecutive pixels of one row.
 template <int BM, int BN, typename TO>
 __host__ __device__ __forceinline__ void write_tile(const Problem<TO>& pr, const Coord& co, int wid, int fm, int fn,
                                                     const float* scratch, int lane) {
   using Tl = Tiling<BM, BN>;
   const int wm = wid / Tl::kWarpsN, wn = wid % Tl::kWarpsN;
   const int r = lane / 2, c8 = (lane % 2) * 8;
-  const int row = co.row0 + wm * Tl::kWarpM + fm * kMmaTile + r;
-  if (row >= pr.cout_g) return;
-  const int64_t hw_out = pr.p_count();
-  const int64_t pix = co.pix0 + wn * Tl::kWarpN + fn * kMmaTile + c8;
-  const int oc = co.g * pr.cout_g + row;
-  const float* v = scratch + r * kMmaTile + c8;
-  const int64_t at = (static_cast<int64_t>(co.n) * pr.c_out + oc) * hw_out + pix;
-  if (pr.splits > 1) {
-    float* out = pr.partial + static_cast<int64_t>(co.split) * pr.n * pr.c_out * hw_out + at;
-    for (int i = 0; i < 8 && pix + i < hw_out; ++i) out[i] = v[i];
-    return;
-  }
-  const float bias = pr.bias ? __half2float(pr.bias[oc]) : 0.0f;
-  if (pix + 8 <= hw_out && reinterpret_cast<uintptr_t>(pr.y + at) % 16 == 0) {
-    uint4 o;
-    __half* h = reinterpret_cast<__half*>(&o);
-RRSR_UNROLL
-    for (int i = 0; i < 8; ++i) h[i] = __float2half_rn(v[i] + bias);
-    *reinterpret_cast<uint4*>(pr.y + at) = o;
-  } else {
-    for (int i = 0; i < 8 && pix + i < hw_out; ++i) pr.y[at + i] = __float2half_rn(v[i] + bias);
-  }
+  write_run<8>(pr, co, co.row0 + wm * Tl::kWarpM + fm * kMmaTile + r, co.pix0 + wn * Tl::kWarpN + fn * kMmaTile + c8,
+               scratch + r * kMmaTile + c8);
 }
 
 template <int BM, typename TO>

@@ -85,33 +85,8 @@ __host__ __device__ __forceinline__ BFrag b_frag(const uint4& octet, int s) {
   return b;
 }
 
-// One output value pair (row, pixels pix and pix + 1) of the lane's accumulators -> y (+ bias) or the split's FP32
-// partial sums.
-template <typename TO>
-__host__ __device__ __forceinline__ void write_pair(const Problem<TO>& pr, const Coord& co, int row, int64_t pix,
-                                                    float v0, float v1) {
-  const int64_t hw_out = pr.p_count();
-  if (row >= pr.cout_g || pix >= hw_out) return;
-  const bool two = pix + 1 < hw_out;
-  const int oc = co.g * pr.cout_g + row;
-  const int64_t at = (static_cast<int64_t>(co.n) * pr.c_out + oc) * hw_out + pix;
-  if (pr.splits > 1) {
-    float* out = pr.partial + static_cast<int64_t>(co.split) * pr.n * pr.c_out * hw_out + at;
-    out[0] = v0;
-    if (two) out[1] = v1;
-    return;
-  }
-  const float bias = pr.bias ? __half2float(pr.bias[oc]) : 0.0f;
-  const __half h0 = __float2half_rn(v0 + bias), h1 = __float2half_rn(v1 + bias);
-  if (two && reinterpret_cast<uintptr_t>(pr.y + at) % sizeof(__half2) == 0) {
-    *reinterpret_cast<__half2*>(pr.y + at) = __halves2half2(h0, h1);
-  } else {
-    pr.y[at] = h0;
-    if (two) pr.y[at + 1] = h1;
-  }
-}
-
-// Epilogue of one lane: accumulator (fm, pp) holds rows fm * 16 + g (+ 8) at pixels 2t, 2t + 1 of group pp.
+// Epilogue of one lane: accumulator (fm, pp) holds rows fm * 16 + g (+ 8) at pixels 2t, 2t + 1 of group pp
+// (write_run: y + bias, or the split's partial sums).
 template <int P, typename TO>
 __host__ __device__ __forceinline__ void store_lane(const Problem<TO>& pr, const Coord& co, int wid, int lane,
                                                     const float (&acc)[kFragsM][P][4]) {
@@ -122,8 +97,8 @@ RRSR_UNROLL
     for (int pp = 0; pp < P; ++pp) {
       const int64_t pix = co.pix0 + (wid * P + pp) * 8 + 2 * t;
       const int row = co.row0 + fm * 16 + g;
-      write_pair(pr, co, row, pix, acc[fm][pp][0], acc[fm][pp][1]);
-      write_pair(pr, co, row + 8, pix, acc[fm][pp][2], acc[fm][pp][3]);
+      write_run<2>(pr, co, row, pix, &acc[fm][pp][0]);      // c[0], c[1]: row g
+      write_run<2>(pr, co, row + 8, pix, &acc[fm][pp][2]);  // c[2], c[3]: row g + 8
     }
 }
 
