@@ -37,10 +37,16 @@ from rrsr_model.ops.patch_match import patch_match_reference  # noqa: E402
 MDCN_SHAPES = [(256, 40), (128, 80), (64, 160), (256, 160), (128, 320), (64, 640), (64, 512)]
 ALGO = {"auto": 0, "simt": 1, "tensor_core": 2}  # the extension's `algo` argument (rrsr::Algo)
 # vec8 tensor-core kernel tiles (bm, bn, splits; 0 = the kernel's choice) for --tiles; a 4th field 1 = its
-# register-B variant (mdcn_vec8_regb.cuh)
+# register-B variant (mdcn_vec8_regb.cuh), a 5th field 3 = its three-stage K pipeline (pipelined_chunks), a 6th
+# field 2 = its 256x64 tile capped for two blocks per SM
 REGB_TILES = [(64, 128, 1, 1), (64, 256, 1, 1)]
+STAGES3 = (0, 0, 0, 0, 3)  # the launcher's tile and splits, three stages
+TWO_BLOCKS = (256, 64, 0, 0, 2, 2)  # the 256-channel stages' tile at two blocks per SM, the launcher's splits
 TILES = [(64, 64, 1), (64, 128, 1), (128, 64, 1), (128, 128, 1), (256, 64, 1), (64, 64, 2), (128, 64, 2),
-         (128, 64, 4), (256, 64, 4), (0, 0, 0), *REGB_TILES, (64, 128, 2, 1), (64, 128, 4, 1)]
+         (128, 64, 4), (256, 64, 4), (0, 0, 0), *REGB_TILES, (64, 128, 2, 1), (64, 128, 4, 1),
+         (64, 64, 1, 0, 3), (64, 128, 1, 0, 3), (128, 64, 1, 0, 3), (128, 128, 1, 0, 3), (256, 64, 1, 0, 3),
+         (64, 64, 2, 0, 3), (128, 64, 2, 0, 3), (128, 64, 4, 0, 3), (256, 64, 4, 0, 3),
+         (256, 64, 1, 0, 2, 2), (256, 64, 2, 0, 2, 2), (256, 64, 4, 0, 2, 2)]
 PM_SIZES = [(83, 125), (135, 240), (270, 480)]                                    # LR sizes; CCN features 256 ch
 OFFSET_GROUP = 8
 
@@ -197,6 +203,12 @@ def bench_mdcn(ext, budget, iters, tiles=False, profile_kernels=False, offsets="
             if dt == torch.float16 and c <= 64:  # the register-B variant (not chosen by the launcher yet)
                 row["ours_regb"] = {"x".join(map(str, t[:2])): gpu_time(
                     lambda: ext.mdcn_forward(xs, ws, os_, bs, ms, *a, tile=list(t)), budget) for t in REGB_TILES}
+            if dt == torch.float16:  # the three-stage pipeline on the launcher's tile (not chosen by it yet)
+                row["ours_stages3"] = gpu_time(lambda: ext.mdcn_forward(xs, ws, os_, bs, ms, *a, tile=list(STAGES3)),
+                                               budget)
+                if c == 256:
+                    row["ours_two_blocks"] = gpu_time(
+                        lambda: ext.mdcn_forward(xs, ws, os_, bs, ms, *a, tile=list(TWO_BLOCKS)), budget)
             if tiles and dt == torch.float16:
                 row["tiles"] = {}
                 for tile in TILES:
@@ -210,6 +222,8 @@ def bench_mdcn(ext, budget, iters, tiles=False, profile_kernels=False, offsets="
                     row["fp16_err_ours"] = (ext.mdcn_forward(xs, ws, os_, bs, ms, *a).float() - want).abs().max().item()
                     row["fp16_err_simt"] = (ext.mdcn_forward(xs, ws, os_, bs, ms, *a, algo=ALGO["simt"]).float()
                                             - want).abs().max().item()
+                    row["fp16_err_stages3"] = (ext.mdcn_forward(xs, ws, os_, bs, ms, *a, tile=list(STAGES3)).float()
+                                               - want).abs().max().item()
                     if "ours_regb" in row:
                         row["fp16_err_regb"] = max(
                             (ext.mdcn_forward(xs, ws, os_, bs, ms, *a, tile=list(t)).float() - want).abs().max().item()
@@ -237,6 +251,15 @@ def bench_mdcn(ext, budget, iters, tiles=False, profile_kernels=False, offsets="
                     f"{k} {fmt(v)}" + (f" (ours / it {row['ours']['ms'] / v['ms']:.2f})"
                                        if "ms" in v and "ms" in row["ours"] else "") for k, v in rb.items())
                       + (f", err {row['fp16_err_regb']:.3g}" if "fp16_err_regb" in row else ""))
+            if row.get("ours_stages3"):
+                s3 = row["ours_stages3"]
+                vs = f" (ours / it {row['ours']['ms'] / s3['ms']:.2f})" if "ms" in s3 and "ms" in row["ours"] else ""
+                print(f"{'':>18} three-stage pipeline: {fmt(s3)}{vs}"
+                      + (f", err {row['fp16_err_stages3']:.3g}" if "fp16_err_stages3" in row else ""))
+            if row.get("ours_two_blocks"):
+                tb = row["ours_two_blocks"]
+                vs = f" (ours / it {row['ours']['ms'] / tb['ms']:.2f})" if "ms" in tb and "ms" in row["ours"] else ""
+                print(f"{'':>18} 256x64 at two blocks per SM: {fmt(tb)}{vs}")
             if profile_kernels and dt == torch.float16:
                 try:
                     row["kernels_us"] = kernel_breakdown(lambda: ext.mdcn_forward(xs, ws, os_, bs, ms, *a))

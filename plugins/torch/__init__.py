@@ -10,8 +10,9 @@
 (``rrsr_torch_ops``); each checks device, dtype, contiguity and shapes (a RuntimeError naming the argument) and
 launches on the current CUDA stream (workspace from torch's allocator). ``mdcn_forward`` and ``patch_match_forward``
 take ``algo`` = 0 (auto), 1 (SIMT, exact FP32 arithmetic) or 2 (tensor cores, FP16 operands; FP16 features for
-MDCN); ``mdcn_forward`` also ``tile`` = [bm, bn, splits] to pin the octet kernel's tile, or [bm, bn, splits, 1] for
-its register-B variant (benchmarks and tests; [] or zeros = the launcher's choice). Needs nvcc, ninja and a CUDA build of torch; nothing is compiled at import time.
+MDCN); ``mdcn_forward`` also ``tile`` = [bm, bn, splits] to pin the octet kernel's tile, [bm, bn, splits, 1] for
+its register-B variant, [bm, bn, splits, 0, 3] for its three-stage K pipeline, [256, 64, splits, 0, 2, 2] for its
+256x64 tile capped for two blocks per SM (benchmarks and tests; [] or zeros = the launcher's choice). Needs nvcc, ninja and a CUDA build of torch; nothing is compiled at import time.
 """
 from __future__ import annotations
 

@@ -116,15 +116,18 @@ Result mdcn_forward(const Tensor& x, const Tensor& weight, const Tensor& offset,
                     std::vector<int64_t> tile) {
   const char* op = "rrsr_torch.mdcn_forward";
   RRSR_TRY(check_algo(algo, op));
-  RRSR_REQUIRE(tile.empty() || tile.size() == 3 || tile.size() == 4, op,
-               ": tile must be [] or [bm, bn, splits] or [bm, bn, splits, regb] (0 = the kernel's choice; regb 1 = "
-               "the register-B variant)");
+  RRSR_REQUIRE(tile.empty() || (tile.size() >= 3 && tile.size() <= 6), op,
+               ": tile must be [] or [bm, bn, splits, regb, stages, min_blocks] (the last three optional; 0 = the "
+               "kernel's choice; regb 1 = the register-B variant; stages 3 = the three-stage K pipeline; min_blocks "
+               "2 = 256x64 capped for two blocks per SM)");
   rrsr::mdcn::TileChoice choice;
   if (tile.size() >= 3) {
     choice.bm = static_cast<int>(tile[0]);
     choice.bn = static_cast<int>(tile[1]);
     choice.splits = static_cast<int>(tile[2]);
-    choice.regb = tile.size() == 4 ? static_cast<int>(tile[3]) : 0;
+    choice.regb = tile.size() >= 4 ? static_cast<int>(tile[3]) : 0;
+    choice.stages = tile.size() >= 5 ? static_cast<int>(tile[4]) : 0;
+    choice.min_blocks = tile.size() == 6 ? static_cast<int>(tile[5]) : 0;
   }
   const rrsr::Algo alg = static_cast<rrsr::Algo>(algo);
   RRSR_TRY(check_tensor(x, x, op, "x"));

@@ -76,7 +76,12 @@ def test_mdcn_fp16_matches_fp32_reference(ext, name, offset_dtype, algo):
 VEC8_TILES = [(64, 64, 1), (64, 128, 1), (128, 64, 1), (128, 128, 1), (256, 64, 1), (64, 64, 2), (64, 64, 4),
               (128, 64, 3),
               # the register-B variant (mdcn_vec8_regb.cuh; 256 output channels run as 4 row tiles)
-              (64, 128, 1, 1), (64, 256, 1, 1), (64, 128, 3, 1)]
+              (64, 128, 1, 1), (64, 256, 1, 1), (64, 128, 3, 1),
+              # the three-stage K pipeline (pipelined_chunks)
+              (64, 64, 1, 0, 3), (64, 128, 1, 0, 3), (128, 64, 1, 0, 3), (128, 128, 1, 0, 3), (256, 64, 1, 0, 3),
+              (64, 64, 4, 0, 3), (128, 64, 3, 0, 3), (0, 0, 0, 0, 3),
+              # 256x64 with registers capped for two blocks per SM
+              (256, 64, 1, 0, 2, 2), (256, 64, 3, 0, 2, 2)]
 
 
 @pytest.mark.parametrize("tile", VEC8_TILES, ids=["x".join(map(str, t)) for t in VEC8_TILES])
@@ -107,6 +112,12 @@ def test_mdcn_vec8_tile_errors(ext):
         ext.mdcn_forward(x.half(), wt.half(), off, b.half(), m, *a, tile=[64, 64])
     with pytest.raises(RuntimeError, match="invalid argument"):  # the register-B variant has 64-row tiles only
         ext.mdcn_forward(x.half(), wt.half(), off, b.half(), m, *a, tile=[128, 128, 1, 1])
+    with pytest.raises(RuntimeError, match="invalid argument"):  # 2 or 3 stages; the register-B variant has 2
+        ext.mdcn_forward(x.half(), wt.half(), off, b.half(), m, *a, tile=[64, 64, 1, 0, 4])
+    with pytest.raises(RuntimeError, match="invalid argument"):
+        ext.mdcn_forward(x.half(), wt.half(), off, b.half(), m, *a, tile=[64, 128, 1, 1, 3])
+    with pytest.raises(RuntimeError, match="invalid argument"):  # two blocks per SM: the 256x64 two-stage tile only
+        ext.mdcn_forward(x.half(), wt.half(), off, b.half(), m, *a, tile=[128, 64, 1, 0, 2, 2])
     # a 1080p-sized stage reserves no partial sums: asking for splits is refused, not run out of bounds
     big = _mdcn_inputs(1, 64, 540, 960, 64, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1, 8, 2.0)
     with pytest.raises(RuntimeError, match="workspace too small"):

@@ -7,8 +7,9 @@
 // races, the block reduction of ras_mean_kernel) -- that needs the GPU machine.
 //
 // usage: cuda_host_check mdcn|mdcn_tc|ras <dir>   (inputs and meta.txt written by test_plugin_cuda_host_check.py)
-//        cuda_host_check mdcn_vec8 <dir> <bm> <bn> <splits> [regb]   (the vec8 tensor-core kernel with that tile;
-//                                                                    regb: its register-B variant)
+//        cuda_host_check mdcn_vec8 <dir> <bm> <bn> <splits> [regb|stages3]   (the vec8 tensor-core kernel with
+//                                                       that tile; regb: its register-B variant; stages3: its
+//                                                       three-stage K pipeline)
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -106,20 +107,22 @@ void emulate_mdcn_tc(const rrsr::mdcn::tc::Problem<TO>& pr, int batches) {
 }
 
 // The vec8 kernel on the CPU: prepare (the input vectors and the weight re-layout element by element), then per
-// block the kernel's own K-loop schedule (pipelined_chunks: double buffers, offsets one chunk ahead of the gathers)
-// with each step done for the whole block -- weight copies and gathers thread by thread (each thread's offsets and
-// gathered corners kept between steps, as its registers are), the products warp by warp; the epilogue lane by
-// lane, and the split-K reduction element by element.
-template <int BM, int BN, typename TO>
+// block the kernel's own K-loop schedule (pipelined_chunks: a buffer per stage, offsets one chunk ahead of the
+// gathers) with each step done for the whole block -- weight copies and gathers thread by thread (each thread's
+// offsets and gathered corners kept between steps, as its registers are), the products warp by warp; the epilogue
+// lane by lane, and the split-K reduction element by element. The weight copies land only at the schedule's
+// waits (host::DeferCopies), so a product that read a buffer before its copies were waited for would be wrong.
+template <int BM, int BN, int Stages, typename TO>
 void emulate_mdcn_vec8_tile(const rrsr::mdcn::vec8::Problem<TO>& pr) {
   namespace nh = rrsr::mdcn::vec8;
-  using Tl = nh::Tiling<BM, BN>;
+  using Tl = nh::Tiling<BM, BN, Stages>;
+  const rrsr::cuda::host::DeferCopies defer;
   for (int64_t v = 0; v < static_cast<int64_t>(pr.n) * (pr.c / nh::kVec) * pr.h * pr.w; ++v) nh::vectorise_input(pr, v);
   for (int64_t i = 0; i < static_cast<int64_t>(pr.c_out) * pr.k_total; ++i) nh::reorder_weight(pr, i);
   std::vector<unsigned char> smem(Tl::smem_bytes(pr.k_total));
   __half* a = reinterpret_cast<__half*>(smem.data());
-  __half* b = a + 2 * BM * nh::kLd;
-  float* scratch = reinterpret_cast<float*>(b + 2 * BN * nh::kLd);
+  __half* b = a + Stages * BM * nh::kLd;
+  float* scratch = reinterpret_cast<float*>(b + Stages * BN * nh::kLd);
   int4* table = reinterpret_cast<int4*>(scratch + nh::kWarps * rrsr::cuda::kMmaTile * rrsr::cuda::kMmaTile);
   static rrsr::cuda::MmaAcc acc[nh::kWarps][Tl::kFragsM][Tl::kFragsN];
   const int64_t gx = (pr.p_count() + BN - 1) / BN, gy = (pr.cout_g + BM - 1) / BM * pr.splits;
@@ -134,34 +137,36 @@ void emulate_mdcn_vec8_tile(const rrsr::mdcn::vec8::Problem<TO>& pr) {
         const int c_begin = co.split * pr.chunks_per_split;
         const int c_end = std::min(c_begin + pr.chunks_per_split, pr.chunks);
         static nh::OffsetRegs ahead[nh::kThreads][Tl::kItems];
-        static nh::Gathered gr[nh::kThreads][Tl::kItems];
+        static nh::Gathered gr[Stages - 1][nh::kThreads][Tl::kItems];  // the register sets
         auto pixel = [&](int t, int j) {
           return nh::item_pixel(pr, co, t / 32 * Tl::kItems + j, nh::lane_item(t % 32));
         };
         for (int t = 0; t < nh::kThreads; ++t)
           for (int j = 0; j < Tl::kItems; ++j)
             ahead[t][j] = nh::load_offsets_at(pr, pixel(t, j), table, nh::octet_kv(pr, c_begin, nh::lane_item(t % 32)));
-        nh::pipelined_chunks(
+        nh::pipelined_chunks<Stages>(
             c_begin, c_end,
-            [&](int c, int buf) {
+            [&](int c, int buf, int set) {
               for (int t = 0; t < nh::kThreads; ++t) {
                 nh::load_weights<BM>(pr, nh::weight_cursor<BM>(pr, co, t), c, a + buf * BM * nh::kLd);
                 const nh::LaneItem li = nh::lane_item(t % 32);
                 const int kv = nh::octet_kv(pr, c, li), kv_next = nh::octet_kv(pr, c + 1, li);
                 for (int j = 0; j < Tl::kItems; ++j) {
-                  nh::gather_at(pr, pixel(t, j), table, kv, ahead[t][j], gr[t][j]);
+                  nh::gather_at(pr, pixel(t, j), table, kv, ahead[t][j], gr[set][t][j]);
                   if (c + 1 < c_end) ahead[t][j] = nh::load_offsets_at(pr, pixel(t, j), table, kv_next);
                 }
               }
+              rrsr::cuda::cp_async_commit();  // every thread's group of this chunk
             },
             [&](int buf) {
               for (int w = 0; w < nh::kWarps; ++w)
                 nh::multiply_chunk<BM, BN>(a + buf * BM * nh::kLd, b + buf * BN * nh::kLd, w, acc[w]);
             },
-            [&](int buf) {
+            [&](int buf, int set) {
               for (int t = 0; t < nh::kThreads; ++t)
                 for (int j = 0; j < Tl::kItems; ++j)
-                  nh::blend_store(gr[t][j], t / 32 * Tl::kItems + j, nh::lane_item(t % 32), b + buf * BN * nh::kLd);
+                  nh::blend_store(gr[set][t][j], t / 32 * Tl::kItems + j, nh::lane_item(t % 32),
+                                  b + buf * BN * nh::kLd);
             });
         for (int w = 0; w < nh::kWarps; ++w)
           for (int fm = 0; fm < Tl::kFragsM; ++fm)
@@ -185,6 +190,7 @@ void emulate_mdcn_vec8_regb(const rrsr::mdcn::vec8::Problem<TO>& pr) {
   namespace nh = rrsr::mdcn::vec8;
   namespace rb = rrsr::mdcn::vec8::regb;
   using Tl = rb::Tiling<P>;
+  const rrsr::cuda::host::DeferCopies defer;
   for (int64_t v = 0; v < static_cast<int64_t>(pr.n) * (pr.c / nh::kVec) * pr.h * pr.w; ++v) nh::vectorise_input(pr, v);
   for (int64_t i = 0; i < nh::weight_elements(pr); ++i) nh::reorder_weight_frag(pr, i);
   std::vector<unsigned char> smem(Tl::smem_bytes(pr.k_total));
@@ -209,9 +215,9 @@ void emulate_mdcn_vec8_regb(const rrsr::mdcn::vec8::Problem<TO>& pr) {
           for (int pp = 0; pp < P; ++pp)
             ahead[t][pp] =
                 nh::load_offsets_at(pr, pixel(t, pp), table, nh::octet_kv(pr, c_begin, rb::fragment_item(t % 32)));
-        nh::pipelined_chunks(
+        nh::pipelined_chunks<2>(
             c_begin, c_end,
-            [&](int c, int buf) {
+            [&](int c, int buf, int) {
               for (int t = 0; t < nh::kThreads; ++t) {
                 rb::load_weights_frag(pr, co, c, t, a + buf * rb::kTileA);
                 const nh::LaneItem li = rb::fragment_item(t % 32);
@@ -221,6 +227,7 @@ void emulate_mdcn_vec8_regb(const rrsr::mdcn::vec8::Problem<TO>& pr) {
                   if (c + 1 < c_end) ahead[t][pp] = nh::load_offsets_at(pr, pixel(t, pp), table, kv_next);
                 }
               }
+              rrsr::cuda::cp_async_commit();
             },
             [&](int buf) {  // per warp: all 32 lanes' fragments into one tensor-core product
               for (int w = 0; w < nh::kWarps; ++w)
@@ -240,7 +247,7 @@ void emulate_mdcn_vec8_regb(const rrsr::mdcn::vec8::Problem<TO>& pr) {
                         for (int i = 0; i < 4; ++i) acc[w][lane][fm][pp][i] = fc[lane][i];
                     }
             },
-            [&](int) {
+            [&](int, int) {
               for (int t = 0; t < nh::kThreads; ++t)
                 for (int pp = 0; pp < P; ++pp) bv[t][pp] = nh::blend_pack(gr[t][pp]);
             });
@@ -276,12 +283,13 @@ int emulate_mdcn_vec8(const rrsr::mdcn::Shape& s, const void* x, const void* w, 
     std::fprintf(stderr, "bad register-B tile %dx%d\n", tile.bm, tile.bn);
     return 2;
   }
+  const bool three = tile.stages == 3;
   switch (tile.bm * 1000 + tile.bn) {
-    case 64064: emulate_mdcn_vec8_tile<64, 64>(pr); return 0;
-    case 64128: emulate_mdcn_vec8_tile<64, 128>(pr); return 0;
-    case 128064: emulate_mdcn_vec8_tile<128, 64>(pr); return 0;
-    case 128128: emulate_mdcn_vec8_tile<128, 128>(pr); return 0;
-    case 256064: emulate_mdcn_vec8_tile<256, 64>(pr); return 0;
+    case 64064: three ? emulate_mdcn_vec8_tile<64, 64, 3>(pr) : emulate_mdcn_vec8_tile<64, 64, 2>(pr); return 0;
+    case 64128: three ? emulate_mdcn_vec8_tile<64, 128, 3>(pr) : emulate_mdcn_vec8_tile<64, 128, 2>(pr); return 0;
+    case 128064: three ? emulate_mdcn_vec8_tile<128, 64, 3>(pr) : emulate_mdcn_vec8_tile<128, 64, 2>(pr); return 0;
+    case 128128: three ? emulate_mdcn_vec8_tile<128, 128, 3>(pr) : emulate_mdcn_vec8_tile<128, 128, 2>(pr); return 0;
+    case 256064: three ? emulate_mdcn_vec8_tile<256, 64, 3>(pr) : emulate_mdcn_vec8_tile<256, 64, 2>(pr); return 0;
     default: std::fprintf(stderr, "bad tile %dx%d\n", tile.bm, tile.bn); return 2;
   }
 }
@@ -411,7 +419,8 @@ int ras_main(const std::string& dir) {
 
 int main(int argc, char** argv) {
   if (argc != 3 && !((argc == 6 || argc == 7) && std::string(argv[1]) == "mdcn_vec8")) {
-    std::fprintf(stderr, "usage: %s mdcn|mdcn_tc|ras <dir> | mdcn_vec8 <dir> <bm> <bn> <splits> [regb]\n", argv[0]);
+    std::fprintf(stderr, "usage: %s mdcn|mdcn_tc|ras <dir> | mdcn_vec8 <dir> <bm> <bn> <splits> [regb|stages3]\n",
+                 argv[0]);
     return 2;
   }
   const std::string op = argv[1], dir = argv[2];
@@ -421,7 +430,13 @@ int main(int argc, char** argv) {
     g_tile.bm = std::atoi(argv[3]);
     g_tile.bn = std::atoi(argv[4]);
     g_tile.splits = std::atoi(argv[5]);
-    g_tile.regb = argc == 7 && std::string(argv[6]) == "regb";
+    const std::string variant = argc == 7 ? argv[6] : "";
+    if (!variant.empty() && variant != "regb" && variant != "stages3") {
+      std::fprintf(stderr, "unknown variant %s (regb or stages3)\n", variant.c_str());
+      return 2;
+    }
+    g_tile.regb = variant == "regb";
+    g_tile.stages = variant == "stages3" ? 3 : 2;
     return mdcn_main(dir, true, true);
   }
   if (op == "ras") return ras_main(dir);

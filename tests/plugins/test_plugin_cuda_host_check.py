@@ -133,6 +133,13 @@ VEC8_PARAMS += [(MDCN_VEC8_CASES[1], t, "fp16_fp16off") for t in (VEC8_TILES[3],
 REGB_TILES = [(64, 128, 1, "regb"), (64, 256, 1, "regb"), (64, 128, 3, "regb")]
 VEC8_PARAMS += [(c, t, "fp16_fp32off") for c in MDCN_VEC8_CASES for t in REGB_TILES[:2]]
 VEC8_PARAMS += [(MDCN_VEC8_CASES[0], REGB_TILES[2], "fp16_fp32off"), (MDCN_VEC8_CASES[1], REGB_TILES[2], "fp16_fp16off")]
+# the three-stage K pipeline: every tile; splits of two, one and no chunks (5 chunks in 3 or 4 splits) and the 1x1
+# case's single chunk take its short prologue paths
+STAGE3_TILES = [(64, 64, 1, "stages3"), (64, 128, 1, "stages3"), (128, 64, 1, "stages3"), (128, 128, 1, "stages3"),
+                (256, 64, 1, "stages3"), (64, 64, 3, "stages3"), (128, 64, 4, "stages3")]
+VEC8_PARAMS += [(c, STAGE3_TILES[0], "fp16_fp32off") for c in MDCN_VEC8_CASES]
+VEC8_PARAMS += [(MDCN_VEC8_CASES[0], t, "fp16_fp32off") for t in STAGE3_TILES[1:]]
+VEC8_PARAMS += [(MDCN_VEC8_CASES[1], t, "fp16_fp16off") for t in STAGE3_TILES[5:]]
 
 
 @pytest.mark.parametrize("case, tile, types", VEC8_PARAMS,

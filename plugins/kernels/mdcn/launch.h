@@ -48,10 +48,12 @@ int forward_cpu(const Shape& s, DType t, DType t_offset, const void* x, const vo
 
 // Tuning hook for benchmarks and tests: the tile (bm output channels x bn pixels, from 64x64, 64x128, 128x64,
 // 128x128, 256x64) and the number of K splits the vec8 tensor-core kernel runs instead of its own choice; regb = 1
-// runs its register-B variant (mdcn_vec8_regb.cuh; tiles 64x128, 64x256), which the kernel does not choose by itself
-// yet. Zero fields keep its choice; ignored by the other kernels.
+// runs its register-B variant (mdcn_vec8_regb.cuh; tiles 64x128, 64x256), stages = 3 the shared-memory kernel's
+// three-stage K pipeline (gathers a whole iteration ahead; pipelined_chunks), min_blocks = 2 its 256x64 tile with
+// registers capped for two blocks per SM; the kernel chooses none of these by itself yet. Zero fields keep its
+// choice; ignored by the other kernels.
 struct TileChoice {
-  int bm = 0, bn = 0, splits = 0, regb = 0;
+  int bm = 0, bn = 0, splits = 0, regb = 0, stages = 0, min_blocks = 0;
 };
 
 // Device scratch forward_cuda(s, t, t_offset, ..., algo) needs, in bytes (0: none). The vec8 tensor-core kernel

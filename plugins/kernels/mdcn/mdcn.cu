@@ -113,15 +113,13 @@ tc::Problem<TO> make_tc_problem(const Shape& s, const void* x, const void* weigh
 
 // Whether the tensor-core kernel's shared memory fits this device (e.g. a 5x5 kernel at 256 channels may not).
 bool tc_fits(const Shape& s) {
-  int dev = 0, optin = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess ||
-      cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) != cudaSuccess)
-    return false;
+  cuda::DeviceInfo dev;
+  if (cuda::current_device_info(dev) != cudaSuccess) return false;
   const int taps = static_cast<int>(s.kh * s.kw), cout_g = static_cast<int>(s.c_out / s.group);
   const int bm = tc::pick_bm(cout_g);
   const size_t need = bm == 64 ? tc::smem_bytes_for<64>(taps)
                                : (bm == 128 ? tc::smem_bytes_for<128>(taps) : tc::smem_bytes_for<256>(taps));
-  return need <= static_cast<size_t>(optin);
+  return need <= static_cast<size_t>(dev.smem_optin);
 }
 
 template <typename TO>
@@ -168,18 +166,18 @@ int launch_vec8(const Shape& s, const void* x, const void* weight, const void* o
   const vec8::WorkspaceLayout l = vec8::workspace_layout(g, s.n);
   if (workspace == nullptr || workspace_bytes < l.partial) return kErrWorkspaceTooSmall;
   const int64_t max_splits = workspace_bytes >= l.total ? l.max_splits : 1;
-  int dev = 0, sms = 0;
-  cudaError_t err = cudaGetDevice(&dev);
-  if (err == cudaSuccess) err = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
+  cuda::DeviceInfo dev;
+  cudaError_t err = cuda::current_device_info(dev);
   if (err != cudaSuccess) return static_cast<int>(err);
-  vec8::Config cfg = vec8::pick_config(g, s.n, sms, max_splits);
+  vec8::Config cfg = vec8::pick_config(g, s.n, dev.sms, max_splits);
   if (tile && (tile->bm || tile->bn || tile->regb)) {
     cfg.regb = tile->regb != 0;
-    if (!(cfg.regb ? vec8::regb::supported_tile(tile->bm, tile->bn) : vec8::supported_tile(tile->bm, tile->bn)))
-      return kErrInvalidArgument;
     cfg.bm = tile->bm;
     cfg.bn = tile->bn;
   }
+  if (tile && tile->stages) cfg.stages = tile->stages;
+  if (tile && tile->min_blocks) cfg.min_blocks = tile->min_blocks;
+  if (!vec8::has_kernel(cfg)) return kErrInvalidArgument;
   if (tile && tile->splits) {
     if (tile->splits < 1) return kErrInvalidArgument;
     if (tile->splits > max_splits) return kErrWorkspaceTooSmall;

@@ -22,6 +22,7 @@
 #include <cstdint>
 
 #include "../common/conv_tile.cuh"
+#include "../common/device_info.cuh"
 #include "../common/mma_tile.cuh"
 #include "../common/rrsr_math.h"
 #include "geometry.cuh"
@@ -261,13 +262,8 @@ template <int BM, typename TO>
 cudaError_t launch_bm(const Problem<TO>& pr, int batches, cudaStream_t stream) {
   const int64_t gx = (pr.p_count() + kBN - 1) / kBN, gy = (pr.cout_g + BM - 1) / BM;
   if (gx > 0x7fffffff || gy > 65535 || batches > 65535) return cudaErrorInvalidConfiguration;
-  const size_t smem = smem_bytes_for<BM>(pr.taps);
-  cudaError_t err = cudaFuncSetAttribute(mdcn_tc_kernel<BM, TO>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                         static_cast<int>(smem));
-  if (err != cudaSuccess) return err;
   const dim3 grid(static_cast<unsigned>(gx), static_cast<unsigned>(gy), static_cast<unsigned>(batches));
-  mdcn_tc_kernel<BM, TO><<<grid, kThreads, smem, stream>>>(pr);
-  return cudaGetLastError();
+  return cuda::launch_with_smem(mdcn_tc_kernel<BM, TO>, grid, kThreads, smem_bytes_for<BM>(pr.taps), stream, pr);
 }
 
 template <typename TO>

@@ -32,6 +32,7 @@
 
 #include "../common/address.cuh"
 #include "../common/async_copy.cuh"
+#include "../common/device_info.cuh"
 #include "../common/mma_tile.cuh"
 #include "../common/rrsr_math.h"
 #include "geometry.cuh"
@@ -72,9 +73,10 @@ inline bool supports(const Geometry& g) {
          static_cast<int64_t>(g.c) * hw < (int64_t{1} << 31);
 }
 
-template <int BM, int BN>
+template <int BM, int BN, int Stages = 2>
 struct Tiling {
   static_assert((BM == 64 || BM == 128 || BM == 256) && (BN == 64 || BN == 128), "tile");
+  static_assert(Stages == 2 || Stages == 3, "stages (pipelined_chunks)");
   static constexpr int kWarpsM = BM >= 2 * BN ? 4 : 2;
   static constexpr int kWarpsN = kWarps / kWarpsM;
   static constexpr int kWarpM = BM / kWarpsM;  // rows per warp
@@ -82,12 +84,12 @@ struct Tiling {
   static constexpr int kFragsM = kWarpM / kMmaTile;
   static constexpr int kFragsN = kWarpN / kMmaTile;
   static constexpr int kItems = BN * kVecs / kThreads;  // gather items per thread and chunk
-  // resident blocks per SM the registers are capped for: 2 unless a warp holds 8 accumulator tiles
-  static constexpr int kMinBlocks = kFragsM * kFragsN >= 8 ? 1 : 2;
+  // resident blocks per SM the registers are capped for: 2 unless a warp holds 8 accumulator tiles, or a thread
+  // two register sets of two gather items each (three stages at BN 128: 128 registers would spill)
+  static constexpr int kMinBlocks = kFragsM * kFragsN >= 8 || (Stages == 3 && kItems >= 2) ? 1 : 2;
   static_assert(kItems >= 1 && kItems * kWarps * 8 == BN, "each warp takes kItems 8-pixel groups");
-  // operands (double-buffered), epilogue scratch; the K table (smem_bytes) follows
-  static constexpr size_t kSmemFixed = (2 * static_cast<size_t>(BM) * kLd + 2 * static_cast<size_t>(BN) * kLd) *
-                                           sizeof(__half) +
+  // operands (a buffer per stage), epilogue scratch; the K table (smem_bytes) follows
+  static constexpr size_t kSmemFixed = static_cast<size_t>(Stages) * (BM + BN) * kLd * sizeof(__half) +
                                        static_cast<size_t>(kWarps) * kMmaTile * kMmaTile * sizeof(float);
   static size_t smem_bytes(int k_total) { return kSmemFixed + static_cast<size_t>(k_total / kVec) * sizeof(int4); }
 };
@@ -155,7 +157,11 @@ inline size_t max_partial_bytes(const Geometry& g) {
 
 struct Config {
   int bm, bn, splits;
-  bool regb;  // the register-B variant (mdcn_vec8_regb.cuh) instead of the shared-memory column tile
+  bool regb;   // the register-B variant (mdcn_vec8_regb.cuh) instead of the shared-memory column tile
+  int stages;  // K-loop pipeline depth of the shared-memory kernel (pipelined_chunks): 2 or 3
+  // resident blocks per SM its registers are capped for; 0 = the tile's rule (Tiling::kMinBlocks). The one variant:
+  // 256x64 with two stages at 2 (126 registers instead of 177, no spills: twice the warps per SM)
+  int min_blocks;
 };
 
 // The tiles (BM x BN) the kernel is instantiated for; launch() dispatches exactly these.
@@ -169,7 +175,7 @@ inline bool supported_tile(int bm, int bn) {
 // below half a wave, split K (within the workspace's reservation, >= 16 chunks per split: shorter splits lost
 // more to their prologue and the reduction than they gained in parallelism).
 inline Config pick_config(const Geometry& g, int64_t n, int sm_count, int64_t max_splits) {
-  Config c{g.cout_g <= 64 ? 64 : (g.cout_g <= 128 ? 128 : 256), 64, 1, false};
+  Config c{g.cout_g <= 64 ? 64 : (g.cout_g <= 128 ? 128 : 256), 64, 1, false, 2, 0};
   if (c.bm == 64) c.bn = 128;
   const int64_t want = sm_count;
   if (blocks_for(g, n, c.bm, c.bn) < want && c.bn == 128) c.bn = 64;
@@ -536,49 +542,87 @@ __host__ __device__ __forceinline__ Coord coord_of(const Problem<TO>& pr, int bx
   return Coord{bz / pr.group, bz % pr.group, (by / pr.splits) * BM, static_cast<int64_t>(bx) * bn, by % pr.splits};
 }
 
-// The K loop of both octet kernels, software-pipelined: chunk c+1's weight copies and gathers are issued before
-// chunk c's tensor-core products and land (blended) after them, with the offsets one chunk further ahead, so the
-// loads are in flight during the products. Per thread:
-//   stage(c, buf)  start chunk c into buffer buf: its weight copies (committed), its gathers with the offsets
-//                  already loaded, then the offsets of chunk c + 1 (when c + 1 < c_end)
-//   multiply(buf)  the products of the chunk in buffer buf
-//   land(buf)      the staged chunk's blended columns into buffer buf
+// The K loop of both octet kernels, software-pipelined: a chunk's weight copies and gathers are issued before the
+// tensor-core products of an earlier chunk and land (blended) after them, with the offsets one chunk further ahead,
+// so the loads are in flight during the products. Per thread:
+//   stage(c, buf, set)  start chunk c into buffer buf: its weight copies (committed), its gathers into register set
+//                       `set` with the offsets already loaded, then the offsets of chunk c + 1 (when c + 1 < c_end)
+//   multiply(buf)       the products of the chunk in buffer buf
+//   land(buf, set)      the gathers in register set `set`, blended, into buffer buf
+// Stages = 2: chunk c + 1 is staged just before chunk c's products and lands just after them (one register set,
+// double buffers). Stages = 3: chunk c + 2 is staged there, and chunk c + 1 (staged one iteration earlier) lands:
+// a gather has a whole iteration to arrive instead of one product phase, for two register sets and triple
+// buffers. `set` is always a constant after unrolling (0 or 1), so register sets stay registers.
 // The CPU replays (tests/plugins/cuda_host_check.cu) run this same schedule with steps that do the whole block's
-// work each, so the buffer and prefetch bookkeeping is checked there too (the barriers are then no-ops).
+// work each, so the buffer and prefetch bookkeeping is checked too (the barriers are then no-ops, and the replays'
+// weight copies land only at these waits: host::DeferCopies).
 __host__ __device__ __forceinline__ void block_barrier() {
 #if defined(__CUDA_ARCH__)
   __syncthreads();
 #endif
 }
 
-template <class Stage, class Multiply, class Land>
+template <int Stages, class Stage, class Multiply, class Land>
 __host__ __device__ __forceinline__ void pipelined_chunks(int c_begin, int c_end, Stage&& stage, Multiply&& multiply,
                                                           Land&& land) {
-  if (c_begin >= c_end) return;  // an empty split: its partial sums are zeros
-  stage(c_begin, 0);
-  land(0);
-  cuda::cp_async_wait_all();
-  block_barrier();
-  for (int c = c_begin; c < c_end; ++c) {
-    const int cur = (c - c_begin) & 1, nxt = cur ^ 1;
-    const bool more = c + 1 < c_end;
-    if (more) stage(c + 1, nxt);
-    multiply(cur);
-    if (more) {
-      land(nxt);
-      cuda::cp_async_wait_all();
+  static_assert(Stages == 2 || Stages == 3, "two or three stages");
+  const int n = c_end - c_begin;
+  if (n <= 0) return;  // an empty split: its partial sums are zeros
+  if constexpr (Stages == 2) {
+    stage(c_begin, 0, 0);
+    land(0, 0);
+    cuda::cp_async_wait_all();
+    block_barrier();
+    for (int c = c_begin; c < c_end; ++c) {
+      const int cur = (c - c_begin) & 1, nxt = cur ^ 1;
+      const bool more = c + 1 < c_end;
+      if (more) stage(c + 1, nxt, 0);
+      multiply(cur);
+      if (more) {
+        land(nxt, 0);
+        cuda::cp_async_wait_all();
+      }
+      block_barrier();  // chunk c+1 visible to all warps, and nobody still reads chunk c's buffers
     }
-    block_barrier();  // chunk c+1 visible to all warps, and nobody still reads chunk c's buffers
+  } else {
+    // chunk i (of this split) sits in buffer i % 3 and, between stage and land, in register set i % 2
+    stage(c_begin, 0, 0);
+    if (n > 1) stage(c_begin + 1, 1, 1);
+    land(0, 0);
+    if (n > 1)
+      cuda::cp_async_wait_pending<1>();  // chunk 0's weights; chunk 1's may still be in flight
+    else
+      cuda::cp_async_wait_all();
+    block_barrier();
+    int cur = 0;  // i % 3
+    auto step = [&](int i, int set) {
+      const int next = cur == 2 ? 0 : cur + 1, after = next == 2 ? 0 : next + 1;
+      if (i + 2 < n) stage(c_begin + i + 2, after, set);  // set `set` held chunk i, landed last iteration
+      multiply(cur);
+      if (i + 1 < n) land(next, set ^ 1);
+      if (i + 2 < n)
+        cuda::cp_async_wait_pending<1>();  // chunk i+1's weights landed; chunk i+2's may be in flight
+      else
+        cuda::cp_async_wait_all();
+      block_barrier();  // chunk i+1 visible to all warps, and nobody still reads chunk i's buffers
+      cur = next;
+    };
+    for (int i = 0; i < n; i += 2) {
+      step(i, 0);
+      if (i + 1 < n) step(i + 1, 1);
+    }
   }
 }
 
-template <int BM, int BN, typename TO>
-__global__ void __launch_bounds__(kThreads, Tiling<BM, BN>::kMinBlocks) gemm_kernel(const Problem<TO> pr) {
-  using Tl = Tiling<BM, BN>;
+// MinBlocks: the resident blocks per SM the registers are capped for (Tiling::kMinBlocks unless a variant asks
+// for more, TileChoice::min_blocks)
+template <int BM, int BN, int Stages, int MinBlocks, typename TO>
+__global__ void __launch_bounds__(kThreads, MinBlocks) gemm_kernel(const Problem<TO> pr) {
+  using Tl = Tiling<BM, BN, Stages>;
   extern __shared__ __align__(128) unsigned char smem[];
-  __half* a_buf = reinterpret_cast<__half*>(smem);       // [2][BM][kLd]
-  __half* b_buf = a_buf + 2 * BM * kLd;                  // [2][BN][kLd]
-  float* scratch = reinterpret_cast<float*>(b_buf + 2 * BN * kLd);
+  __half* a_buf = reinterpret_cast<__half*>(smem);       // [Stages][BM][kLd]
+  __half* b_buf = a_buf + Stages * BM * kLd;             // [Stages][BN][kLd]
+  float* scratch = reinterpret_cast<float*>(b_buf + Stages * BN * kLd);
   int4* table = reinterpret_cast<int4*>(scratch + kWarps * kMmaTile * kMmaTile);
   const Coord co = coord_of<BM>(pr, static_cast<int>(blockIdx.x), static_cast<int>(blockIdx.y),
                                 static_cast<int>(blockIdx.z), BN);
@@ -600,25 +644,26 @@ RRSR_UNROLL
   __syncthreads();  // the table
 
   OffsetRegs ahead[Tl::kItems];
-  Gathered gr[Tl::kItems];
+  Gathered gr[Stages - 1][Tl::kItems];  // register sets (pipelined_chunks)
 RRSR_UNROLL
   for (int j = 0; j < Tl::kItems; ++j) ahead[j] = load_offsets_at(pr, px[j], table, octet_kv(pr, c_begin, li));
-  pipelined_chunks(
+  pipelined_chunks<Stages>(
       c_begin, c_end,
-      [&](int c, int buf) {
+      [&](int c, int buf, int set) {
         load_weights<BM>(pr, wc, c, a_buf + buf * BM * kLd);
         cuda::cp_async_commit();
         const int kv = octet_kv(pr, c, li), kv_next = octet_kv(pr, c + 1, li);
 RRSR_UNROLL
         for (int j = 0; j < Tl::kItems; ++j) {
-          gather_at(pr, px[j], table, kv, ahead[j], gr[j]);
+          gather_at(pr, px[j], table, kv, ahead[j], gr[set][j]);
           if (c + 1 < c_end) ahead[j] = load_offsets_at(pr, px[j], table, kv_next);
         }
       },
       [&](int buf) { multiply_chunk<BM, BN>(a_buf + buf * BM * kLd, b_buf + buf * BN * kLd, wid, acc); },
-      [&](int buf) {
+      [&](int buf, int set) {
 RRSR_UNROLL
-        for (int j = 0; j < Tl::kItems; ++j) blend_store(gr[j], wid * Tl::kItems + j, li, b_buf + buf * BN * kLd);
+        for (int j = 0; j < Tl::kItems; ++j)
+          blend_store(gr[set][j], wid * Tl::kItems + j, li, b_buf + buf * BN * kLd);
       });
 
   float* mine = scratch + wid * kMmaTile * kMmaTile;
@@ -658,19 +703,15 @@ __global__ void reduce_kernel(const Problem<TO> pr) {
 // ---------------------------------------------------------------------------------------------------------------
 // Launch
 
-template <int BM, int BN, typename TO>
+template <int BM, int BN, int Stages, int MinBlocks = Tiling<BM, BN, Stages>::kMinBlocks, typename TO>
 cudaError_t launch_gemm(const Problem<TO>& pr, cudaStream_t stream) {
   const int64_t gx = (pr.p_count() + BN - 1) / BN;
   const int64_t gy = (pr.cout_g + BM - 1) / BM * pr.splits;
   const int64_t gz = static_cast<int64_t>(pr.n) * pr.group;
   if (gx > 0x7fffffff || gy > 65535 || gz > 65535) return cudaErrorInvalidConfiguration;
-  const size_t smem = Tiling<BM, BN>::smem_bytes(pr.k_total);
-  cudaError_t err =
-      cudaFuncSetAttribute(gemm_kernel<BM, BN, TO>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
-  if (err != cudaSuccess) return err;
-  gemm_kernel<BM, BN, TO><<<dim3(static_cast<unsigned>(gx), static_cast<unsigned>(gy), static_cast<unsigned>(gz)),
-                            kThreads, smem, stream>>>(pr);
-  return cudaGetLastError();
+  return cuda::launch_with_smem(gemm_kernel<BM, BN, Stages, MinBlocks, TO>,
+                                dim3(static_cast<unsigned>(gx), static_cast<unsigned>(gy), static_cast<unsigned>(gz)),
+                                kThreads, Tiling<BM, BN, Stages>::smem_bytes(pr.k_total), stream, pr);
 }
 
 // 1. prepare: weight blocks first, then the input vectors
@@ -688,12 +729,22 @@ cudaError_t launch_prepare(const Problem<TO>& pr, cudaStream_t stream) {
 // 2. gemm with the shared-memory column tile (cfg's tile)
 template <typename TO>
 cudaError_t launch_gemm_smem(const Problem<TO>& pr, const Config& cfg, cudaStream_t stream) {
-  switch (cfg.bm * 1000 + cfg.bn) {
-    case 64064: return launch_gemm<64, 64>(pr, stream);
-    case 64128: return launch_gemm<64, 128>(pr, stream);
-    case 128064: return launch_gemm<128, 64>(pr, stream);
-    case 128128: return launch_gemm<128, 128>(pr, stream);
-    case 256064: return launch_gemm<256, 64>(pr, stream);
+  if (cfg.min_blocks != 0) {  // the variants with more blocks per SM than the tile's own rule
+    if (cfg.stages == 2 && cfg.bm == 256 && cfg.bn == 64 && cfg.min_blocks == 2)
+      return launch_gemm<256, 64, 2, 2>(pr, stream);
+    return cudaErrorInvalidValue;
+  }
+  switch (cfg.stages * 1000000 + cfg.bm * 1000 + cfg.bn) {
+    case 2064064: return launch_gemm<64, 64, 2>(pr, stream);
+    case 2064128: return launch_gemm<64, 128, 2>(pr, stream);
+    case 2128064: return launch_gemm<128, 64, 2>(pr, stream);
+    case 2128128: return launch_gemm<128, 128, 2>(pr, stream);
+    case 2256064: return launch_gemm<256, 64, 2>(pr, stream);
+    case 3064064: return launch_gemm<64, 64, 3>(pr, stream);
+    case 3064128: return launch_gemm<64, 128, 3>(pr, stream);
+    case 3128064: return launch_gemm<128, 64, 3>(pr, stream);
+    case 3128128: return launch_gemm<128, 128, 3>(pr, stream);
+    case 3256064: return launch_gemm<256, 64, 3>(pr, stream);
     default: return cudaErrorInvalidValue;
   }
 }

@@ -132,9 +132,9 @@ RRSR_UNROLL
   uint4 bv[P];  // the blended octets of the chunk being multiplied: the B fragments (one set: registers)
 RRSR_UNROLL
   for (int pp = 0; pp < P; ++pp) ahead[pp] = load_offsets_at(pr, px[pp], table, octet_kv(pr, c_begin, li));
-  pipelined_chunks(
+  pipelined_chunks<2>(
       c_begin, c_end,
-      [&](int c, int buf) {
+      [&](int c, int buf, int) {
         load_weights_frag(pr, co, c, tid, a_buf + buf * kTileA);
         cuda::cp_async_commit();
         const int kv = octet_kv(pr, c, li), kv_next = octet_kv(pr, c + 1, li);
@@ -155,8 +155,8 @@ RRSR_UNROLL
           }
       },
       // B lives in registers, so the "buffer" the staged chunk lands in is bv itself: multiply() of the current
-      // chunk has already run when land() overwrites it
-      [&](int) {
+      // chunk has already run when land() overwrites it (so two stages only)
+      [&](int, int) {
 RRSR_UNROLL
         for (int pp = 0; pp < P; ++pp) bv[pp] = blend_pack(gr[pp]);
       });
@@ -169,13 +169,9 @@ cudaError_t launch_gemm_regb(const Problem<TO>& pr, cudaStream_t stream) {
   const int64_t gy = (pr.cout_g + kBM - 1) / kBM * pr.splits;
   const int64_t gz = static_cast<int64_t>(pr.n) * pr.group;
   if (gx > 0x7fffffff || gy > 65535 || gz > 65535) return cudaErrorInvalidConfiguration;
-  const size_t smem = Tiling<P>::smem_bytes(pr.k_total);
-  cudaError_t err = cudaFuncSetAttribute(gemm_regb_kernel<P, TO>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                         static_cast<int>(smem));
-  if (err != cudaSuccess) return err;
-  gemm_regb_kernel<P, TO><<<dim3(static_cast<unsigned>(gx), static_cast<unsigned>(gy), static_cast<unsigned>(gz)),
-                            kThreads, smem, stream>>>(pr);
-  return cudaGetLastError();
+  return cuda::launch_with_smem(gemm_regb_kernel<P, TO>,
+                                dim3(static_cast<unsigned>(gx), static_cast<unsigned>(gy), static_cast<unsigned>(gz)),
+                                kThreads, Tiling<P>::smem_bytes(pr.k_total), stream, pr);
 }
 
 template <typename TO>
@@ -189,6 +185,16 @@ cudaError_t launch_gemm(const Problem<TO>& pr, const Config& cfg, cudaStream_t s
 }
 
 }  // namespace regb
+
+// Whether cfg names a kernel that launch_gemm_smem or regb::launch_gemm has: the shared-memory kernel's tiles with
+// two or three stages (plus its 256x64 two-stage tile capped for two blocks per SM), the register-B variant's tiles
+// with two stages.
+inline bool has_kernel(const Config& c) {
+  if (c.regb) return regb::supported_tile(c.bm, c.bn) && c.stages == 2 && c.min_blocks == 0;
+  if (!supported_tile(c.bm, c.bn) || (c.stages != 2 && c.stages != 3)) return false;
+  return c.min_blocks == 0 || (c.min_blocks == 2 && c.stages == 2 && c.bm == 256 && c.bn == 64);
+}
+
 }  // namespace vec8
 }  // namespace mdcn
 }  // namespace rrsr

@@ -20,6 +20,7 @@
 #include <cstring>
 
 #include "../common/async_copy.cuh"
+#include "../common/device_info.cuh"
 #include "../common/mma_tile.cuh"
 #include "launch.h"
 
@@ -886,21 +887,15 @@ __global__ void tc_finish_kernel(TcDims d, const T* __restrict__ x_in, const T* 
 template <class Smem>
 cudaError_t launch_match(void (*kernel)(TcDims, const __half*, const __half*, const float*, float*, int*),
                          const TcDims& d, const TcWorkspace& ws, cudaStream_t stream) {
-  const int smem = static_cast<int>(sizeof(Smem));
-  cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
-  if (err != cudaSuccess) return err;
-  kernel<<<tc_grid(d), kTcThreads, smem, stream>>>(d, ws.fin, ws.fref, ws.den, ws.pscore, ws.pidx);
-  return cudaGetLastError();
+  return cuda::launch_with_smem(kernel, tc_grid(d), kTcThreads, sizeof(Smem), stream, d, ws.fin, ws.fref, ws.den,
+                                ws.pscore, ws.pidx);
 }
 
 // v2 needs cp <= 256 and ~142 KB of shared memory per block (H100/H200: 227 KB, Orin: 163 KB).
 inline bool tc2_fits(const TcDims& d) {
   if (d.cp > kTc2MaxCp) return false;
-  int dev = 0, optin = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess ||
-      cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) != cudaSuccess)
-    return false;
-  return sizeof(Tc2Smem) <= static_cast<size_t>(optin);
+  cuda::DeviceInfo dev;
+  return cuda::current_device_info(dev) == cudaSuccess && sizeof(Tc2Smem) <= static_cast<size_t>(dev.smem_optin);
 }
 
 template <typename T>
