@@ -113,7 +113,7 @@ std::string check_algo(int64_t a, const char* op) {
 Result mdcn_forward(const Tensor& x, const Tensor& weight, const Tensor& offset, const std::optional<Tensor>& bias,
                     const std::optional<Tensor>& mask, std::vector<int64_t> strides, std::vector<int64_t> pads,
                     std::vector<int64_t> dilations, int64_t group, int64_t offset_group, int64_t algo,
-                    std::vector<int64_t> tile) {
+                    std::vector<int64_t> tile, int64_t variant) {
   const char* op = "rrsr_torch.mdcn_forward";
   RRSR_TRY(check_algo(algo, op));
   RRSR_REQUIRE(tile.empty() || (tile.size() >= 3 && tile.size() <= 6), op,
@@ -129,6 +129,11 @@ Result mdcn_forward(const Tensor& x, const Tensor& weight, const Tensor& offset,
     choice.stages = tile.size() >= 5 ? static_cast<int>(tile[4]) : 0;
     choice.min_blocks = tile.size() == 6 ? static_cast<int>(tile[5]) : 0;
   }
+  RRSR_REQUIRE(variant >= 0 && variant <= static_cast<int64_t>(rrsr::mdcn::Variant::kTwoBlocksPerSm), op,
+               ": variant must be 0 (default), 1 (three-stage), 2 (register-B) or 3 (two blocks per SM), got ",
+               variant);
+  choice.variant = static_cast<rrsr::mdcn::Variant>(variant);
+  const bool tuned = !tile.empty() || variant != 0;
   const rrsr::Algo alg = static_cast<rrsr::Algo>(algo);
   RRSR_TRY(check_tensor(x, x, op, "x"));
   RRSR_TRY(check_tensor(weight, x, op, "weight"));
@@ -177,7 +182,7 @@ Result mdcn_forward(const Tensor& x, const Tensor& weight, const Tensor& offset,
   const Tensor ws = scratch(ws_bytes, x);
   RRSR_TRY(status_message(rrsr::mdcn::forward_cuda(s, to_dtype(x), to_dtype(offset), x.data_ptr(), weight.data_ptr(),
                                                    offset.data_ptr(), bias_ptr, mask_ptr, y.data_ptr(), ws.data_ptr(),
-                                                   ws_bytes, current_stream(), alg, tile.empty() ? nullptr : &choice),
+                                                   ws_bytes, current_stream(), alg, tuned ? &choice : nullptr),
                           op));
   return Result(std::vector<Tensor>{y}, std::string());
 }
@@ -290,7 +295,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("mdcn_forward", &mdcn_forward, "DCNv2 / ONNX DeformConv forward", py::arg("x"), py::arg("weight"),
         py::arg("offset"), py::arg("bias").none(true), py::arg("mask").none(true), py::arg("strides"),
         py::arg("pads"), py::arg("dilations"), py::arg("group"), py::arg("offset_group"), py::arg("algo") = 0,
-        py::arg("tile") = std::vector<int64_t>());
+        py::arg("tile") = std::vector<int64_t>(), py::arg("variant") = 0);
   m.def("ras_forward", &ras_forward, "reference-aware selection forward", py::arg("x"), py::arg("ref"),
         py::arg("weight"), py::arg("bias"), py::arg("routing_weight"), py::arg("routing_bias"),
         py::arg("se1_weight"), py::arg("se1_bias"), py::arg("se2_weight"), py::arg("se2_bias"),

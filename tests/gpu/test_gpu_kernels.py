@@ -103,6 +103,24 @@ def test_mdcn_fp16_vec8_tiles(ext, name, tile):
     assert err <= max(4e-3 * scale, 1e-3)
 
 
+@pytest.mark.parametrize("variant", [1, 2, 3])
+@pytest.mark.parametrize("name", ["rrsr_64", "rrsr_256", "batch2_large_offsets", "groups_stride2", "kernel1x1"])
+def test_mdcn_fp16_variants(ext, name, variant):
+    # mdcn::Variant (the TensorRT plugin's custom tactics) on every geometry: each applies where the launcher's tile
+    # allows it and runs the default elsewhere, so every one must run every shape
+    (n, c, h, w, co, kh, kw, st, pd, dl, gr, og, sc, has_b, has_m) = MDCN_CASES[name]
+    x, wt, off, b, m = _mdcn_inputs(n, c, h, w, co, kh, kw, st, pd, dl, gr, og, sc, has_b, has_m)
+    x16, w16 = x.half(), wt.half()
+    b16 = None if b is None else b.half()
+    want = mdcn_reference(x16.float(), w16.float(), off, None if b16 is None else b16.float(), m, st, pd, dl, gr, og)
+    got = ext.mdcn_forward(x16, w16, off, b16, m, list(st), list(pd), list(dl), gr, og, variant=variant)
+    torch.cuda.synchronize()
+    err = (got.float() - want).abs().max().item()
+    scale = want.abs().max().item()
+    print(f"mdcn fp16 {name} variant {variant}: max abs err {err:.3g} (|ref| max {scale:.3g})")
+    assert err <= max(4e-3 * scale, 1e-3)
+
+
 def test_mdcn_vec8_tile_errors(ext):
     x, wt, off, b, m = _mdcn_inputs(1, 64, 24, 30, 64, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1, 8, 2.0)
     a = ([1, 1], [1, 1, 1, 1], [1, 1], 1, 8)
@@ -118,6 +136,8 @@ def test_mdcn_vec8_tile_errors(ext):
         ext.mdcn_forward(x.half(), wt.half(), off, b.half(), m, *a, tile=[64, 128, 1, 1, 3])
     with pytest.raises(RuntimeError, match="invalid argument"):  # two blocks per SM: the 256x64 two-stage tile only
         ext.mdcn_forward(x.half(), wt.half(), off, b.half(), m, *a, tile=[128, 64, 1, 0, 2, 2])
+    with pytest.raises(RuntimeError, match="variant must be"):
+        ext.mdcn_forward(x.half(), wt.half(), off, b.half(), m, *a, variant=4)
     # a 1080p-sized stage reserves no partial sums: asking for splits is refused, not run out of bounds
     big = _mdcn_inputs(1, 64, 540, 960, 64, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1, 8, 2.0)
     with pytest.raises(RuntimeError, match="workspace too small"):

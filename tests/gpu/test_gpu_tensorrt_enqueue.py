@@ -54,10 +54,12 @@ def harness():
     return HARNESS
 
 
-def run_plugin(harness: Path, case_dir: Path, op: str, fields: dict, inputs: list, outputs: list) -> dict:
-    """inputs: [(name, CPU tensor)] in plugin order; outputs: [(name, dtype, shape)]. Returns {name: tensor}."""
+def run_plugin(harness: Path, case_dir: Path, op: str, fields: dict, inputs: list, outputs: list,
+               tactic: int = 0) -> dict:
+    """inputs: [(name, CPU tensor)] in plugin order; outputs: [(name, dtype, shape)]; tactic: the custom tactic
+    to run (one getValidTactics offers). Returns {name: tensor}."""
     case_dir.mkdir(parents=True, exist_ok=True)
-    lines = [f"op {op}", f"layer {case_dir.name}"]
+    lines = [f"op {op}", f"layer {case_dir.name}", f"tactic {tactic}"]
     lines += [f"field {k} " + " ".join(str(int(v)) for v in (vals if isinstance(vals, (list, tuple)) else [vals]))
               for k, vals in fields.items()]
     for name, t in inputs:
@@ -119,6 +121,24 @@ def test_mdcn_enqueue_matches_reference(harness, case_root, name):
     err = (got.float() - want).abs().max().item()
     tol = 1e-4 if ft == torch.float32 else _fp16_tol(want)
     print(f"TensorRT mdcn {name}: max abs err {err:.3g} (tol {tol:.3g}, |ref| max {want.abs().max().item():.3g})")
+    assert torch.isfinite(got).all() and err <= tol
+
+
+# the custom tactics (mdcn::Variant) an FP16 stage offers: 1 three-stage pipeline (every stage), 2 register-B
+# (64 output channels), 3 the 256x64 tile at two blocks per SM (256)
+@pytest.mark.parametrize("channels, tactic", [(64, 1), (64, 2), (256, 1), (256, 3)])
+def test_mdcn_enqueue_tactics_match_reference(harness, case_root, channels, tactic):
+    pads = (1, 1, 1, 1)
+    x, wt, off, b, m = _mdcn_inputs(1, channels, 24, 30, channels, 3, pads, 1, 8, 2.0)
+    x, wt, b = x.half(), wt.half(), b.half()
+    fields = {"strides": [1, 1], "pads": list(pads), "dilations": [1, 1], "group": 1, "offset_group": 8}
+    want = mdcn_reference(x.float(), wt.float(), off, b.float(), m, (1, 1), pads, (1, 1), 1, 8)
+    got = run_plugin(harness, case_root / f"mdcn_tactic_{channels}_{tactic}", "RrsrModulatedDeformConv", fields,
+                     [("X", x), ("W", wt), ("offset", off), ("B", b), ("mask", m)],
+                     [("Y", torch.float16, tuple(want.shape))], tactic=tactic)["Y"]
+    err = (got.float() - want).abs().max().item()
+    tol = _fp16_tol(want)
+    print(f"TensorRT mdcn {channels} channels tactic {tactic}: max abs err {err:.3g} (tol {tol:.3g})")
     assert torch.isfinite(got).all() and err <= tol
 
 

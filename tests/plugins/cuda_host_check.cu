@@ -7,6 +7,7 @@
 // races, the block reduction of ras_mean_kernel) -- that needs the GPU machine.
 //
 // usage: cuda_host_check mdcn|mdcn_tc|ras <dir>   (inputs and meta.txt written by test_plugin_cuda_host_check.py)
+//        cuda_host_check variants   (the launcher's configurations with each mdcn::Variant applied)
 //        cuda_host_check mdcn_vec8 <dir> <bm> <bn> <splits> [regb|stages3]   (the vec8 tensor-core kernel with
 //                                                       that tile; regb: its register-B variant; stages3: its
 //                                                       three-stage K pipeline)
@@ -296,6 +297,39 @@ int emulate_mdcn_vec8(const rrsr::mdcn::Shape& s, const void* x, const void* w, 
 
 rrsr::mdcn::TileChoice g_tile;  // mdcn_vec8's tile (argv)
 
+// `variants`: for RRSR's three stages (C = C_out = 64, 128, 256, offset_group 8) at 160 x 160 and 40 x 40 and a few
+// SM counts, the launcher's own configuration and each Variant applied to it (vec8::with_variant), one line each:
+//   <channels> <size> <sms> <variant> <bm> <bn> <splits> <regb> <stages> <min_blocks> <has_kernel>
+// and the variants cuda_variants offers for FP16 and FP32: "offered <channels> <fp16 list> | <fp32 list>".
+int variants_main() {
+  namespace nh = rrsr::mdcn::vec8;
+  for (int ch : {64, 128, 256}) {
+    rrsr::mdcn::Shape s{1, ch, 160, 160, ch, 3, 3, 160, 160, 1, 1, 1, 1, 1, 1, 1, 8};
+    for (int size : {160, 40}) {
+      rrsr::mdcn::Shape sz = s;
+      sz.h = sz.w = sz.h_out = sz.w_out = size;
+      const rrsr::mdcn::Geometry g = rrsr::mdcn::make_geometry(sz);
+      for (int sms : {16, 132}) {
+        const nh::Config base = nh::pick_config(g, sz.n, sms, nh::workspace_layout(g, sz.n).max_splits);
+        for (int v = 0; v <= 3; ++v) {
+          const nh::Config c = nh::with_variant(base, static_cast<rrsr::mdcn::Variant>(v));
+          std::printf("%d %d %d %d %d %d %d %d %d %d %d\n", ch, size, sms, v, c.bm, c.bn, c.splits, c.regb ? 1 : 0,
+                      c.stages, c.min_blocks, nh::has_kernel(c) ? 1 : 0);
+        }
+      }
+    }
+    rrsr::mdcn::Variant out[8];
+    std::printf("offered %d", ch);
+    for (rrsr::DType t : {rrsr::DType::kFloat16, rrsr::DType::kFloat32}) {
+      const int n = rrsr::mdcn::cuda_variants(s, t, rrsr::DType::kFloat32, out, 8);
+      for (int i = 0; i < n; ++i) std::printf(" %d", static_cast<int>(out[i]));
+      if (t == rrsr::DType::kFloat16) std::printf(" |");
+    }
+    std::printf("\n");
+  }
+  return 0;
+}
+
 template <typename T, typename TO>
 int run_mdcn(const std::string& dir, const rrsr::mdcn::Shape& s, bool has_bias, bool has_mask, bool tensor_core,
              bool vec8) {
@@ -418,8 +452,10 @@ int ras_main(const std::string& dir) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc == 2 && std::string(argv[1]) == "variants") return variants_main();
   if (argc != 3 && !((argc == 6 || argc == 7) && std::string(argv[1]) == "mdcn_vec8")) {
-    std::fprintf(stderr, "usage: %s mdcn|mdcn_tc|ras <dir> | mdcn_vec8 <dir> <bm> <bn> <splits> [regb|stages3]\n",
+    std::fprintf(stderr,
+                 "usage: %s mdcn|mdcn_tc|ras <dir> | mdcn_vec8 <dir> <bm> <bn> <splits> [regb|stages3] | variants\n",
                  argv[0]);
     return 2;
   }

@@ -154,6 +154,39 @@ def test_cuda_mdcn_vec8_device_code(host_check, tmp_path, case, tile, types):
     assert err <= tol
 
 
+def test_cuda_mdcn_variants_apply_where_they_can(host_check):
+    # mdcn::Variant (the TensorRT plugin's custom tactics) on the launcher's own choice for RRSR's stages: each
+    # variant changes only what it names, only where the chosen tile allows it, and always names a kernel that
+    # exists; cuda_variants offers exactly the ones that can differ (none for FP32)
+    r = subprocess.run([str(host_check), "variants"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    rows, offered = {}, {}
+    for line in r.stdout.split("\n"):
+        f = line.split()
+        if f and f[0] == "offered":
+            fp16, fp32 = line.split(" ", 2)[2].split("|")
+            offered[int(f[1])] = (fp16.split(), fp32.split())
+        elif f:
+            ch, size, sms, v, bm, bn, splits, regb, stages, min_blocks, ok = map(int, f)
+            rows[ch, size, sms, v] = dict(bm=bm, bn=bn, splits=splits, regb=regb, stages=stages, min_blocks=min_blocks,
+                                    ok=ok)
+    assert offered == {64: (["1", "2"], []), 128: (["1"], []), 256: (["1", "3"], [])}
+    for (ch, size, sms, v), c in rows.items():
+        base = rows[ch, size, sms, 0]
+        assert c["ok"] == 1, (ch, size, sms, v, c)
+        changed = {k for k in c if c[k] != base[k]}
+        if v == 1:
+            assert changed == {"stages"} and c["stages"] == 3, (ch, size, sms, c)
+        elif v == 2:  # register-B on the 64-row tile (64x128), else the default
+            assert changed == ({"regb", "bn"} - ({"bn"} if base["bn"] == 128 else set()) if base["bm"] == 64
+                               else set()), (ch, size, sms, c, base)
+        elif v == 3:  # two blocks per SM on the 256x64 tile, else the default
+            assert changed == ({"min_blocks"} if (base["bm"], base["bn"]) == (256, 64) else set()), (ch, size, c)
+    assert rows[64, 160, 132, 2]["regb"] == 1 and rows[256, 160, 132, 3]["min_blocks"] == 2  # RRSR's 160x160
+    assert rows[64, 40, 132, 0]["bn"] == 64 and rows[64, 40, 132, 2]["bn"] == 128  # small grid: regb's own tile
+    assert rows[256, 40, 132, 0]["bm"] == 128 and rows[256, 40, 132, 3] == rows[256, 40, 132, 0]  # not 256x64
+
+
 def test_cuda_mdcn_vec8_refuses_unaligned_channels(host_check, tmp_path):
     # 16 channels in 8 offset groups: a 2-channel group cannot be one 16-byte vector
     _mdcn_inputs(tmp_path, MDCN_CASES[0], "fp16_fp32off")

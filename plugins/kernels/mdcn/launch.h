@@ -46,14 +46,33 @@ inline int check_shape(const Shape& s) {
 int forward_cpu(const Shape& s, DType t, DType t_offset, const void* x, const void* weight, const void* offset,
                 const void* bias, const void* mask, void* y, const CpuParallelFor* par);
 
+// Kernel variants a host can offer to be timed on the target GPU (TensorRT custom tactics: the builder times each
+// at the profile's kOPT shape and keeps the fastest in the engine). A variant applies where the problem allows it
+// and is the kernel's own choice elsewhere, so each one runs every shape the default runs, with the same
+// workspace. The values are the tactic numbers, so they must not change.
+enum class Variant : int {
+  kDefault = 0,
+  kThreeStage = 1,       // the octet kernel's three-stage K pipeline, on the tile and splits it picks
+  kRegisterB = 2,        // the register-B variant (64 x 128 pixels) where the kernel picks a 64-row tile
+  kTwoBlocksPerSm = 3,   // its 256 x 64 tile with registers capped for two blocks per SM, where it picks that tile
+};
+
+// The variants other than kDefault that can run differently from it for problems with these channels, groups
+// and types (any batch and spatial size) on the CUDA path; written to `out` (at most `capacity`), count returned.
+// None unless the octet kernel takes such problems (FP16 features, channel multiples of 8 per group and offset
+// group).
+int cuda_variants(const Shape& s, DType t, DType t_offset, Variant* out, int capacity);
+
 // Tuning hook for benchmarks and tests: the tile (bm output channels x bn pixels, from 64x64, 64x128, 128x64,
 // 128x128, 256x64) and the number of K splits the vec8 tensor-core kernel runs instead of its own choice; regb = 1
 // runs its register-B variant (mdcn_vec8_regb.cuh; tiles 64x128, 64x256), stages = 3 the shared-memory kernel's
 // three-stage K pipeline (gathers a whole iteration ahead; pipelined_chunks), min_blocks = 2 its 256x64 tile with
 // registers capped for two blocks per SM; the kernel chooses none of these by itself yet. Zero fields keep its
-// choice; ignored by the other kernels.
+// choice; ignored by the other kernels. `variant` is applied first, where it applies (see Variant); the fields
+// above then override it and fail where the kernel lacks what they name.
 struct TileChoice {
   int bm = 0, bn = 0, splits = 0, regb = 0, stages = 0, min_blocks = 0;
+  Variant variant = Variant::kDefault;
 };
 
 // Device scratch forward_cuda(s, t, t_offset, ..., algo) needs, in bytes (0: none). The vec8 tensor-core kernel

@@ -170,6 +170,7 @@ int launch_vec8(const Shape& s, const void* x, const void* weight, const void* o
   cudaError_t err = cuda::current_device_info(dev);
   if (err != cudaSuccess) return static_cast<int>(err);
   vec8::Config cfg = vec8::pick_config(g, s.n, dev.sms, max_splits);
+  if (tile) cfg = vec8::with_variant(cfg, tile->variant);
   if (tile && (tile->bm || tile->bn || tile->regb)) {
     cfg.regb = tile->regb != 0;
     cfg.bm = tile->bm;
@@ -205,6 +206,21 @@ bool fits_int(const Shape& s) {
 }
 
 }  // namespace
+
+int cuda_variants(const Shape& s, DType t, DType /*t_offset*/, Variant* out, int capacity) {
+  // channel conditions only (vec8::supports' size limits depend on the spatial size; a variant is harmless where
+  // the octet kernel does not run)
+  if (t != DType::kFloat16 || check_shape(s) != kOk || !fits_int(s)) return 0;
+  const Geometry g = make_geometry(s);
+  if (g.cin_g % vec8::kVec != 0 || g.ch_per_og % vec8::kVec != 0 || g.c % vec8::kVec != 0) return 0;
+  Variant all[3];
+  int n = 0;
+  all[n++] = Variant::kThreeStage;
+  if (g.cout_g <= vec8::regb::kBM) all[n++] = Variant::kRegisterB;      // pick_config's 64-row tiles
+  if (g.cout_g > 128) all[n++] = Variant::kTwoBlocksPerSm;              // its 256-row tiles
+  for (int i = 0; i < n && i < capacity; ++i) out[i] = all[i];
+  return n;
+}
 
 size_t cuda_workspace_bytes(const Shape& s, DType t, DType /*t_offset*/, Algo algo) {
   if (check_shape(s) != kOk || s.n == 0 || !fits_int(s) || !uses_vec8(s, t, algo)) return 0;

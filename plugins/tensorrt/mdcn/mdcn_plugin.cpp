@@ -33,6 +33,14 @@ MdcnPlugin::MdcnPlugin(std::string layer, AttrValues values)
   dil_w_ = v[sp::kAttrDilations][1];
   group_ = v[sp::kAttrGroup][0];
   offset_group_ = v[sp::kAttrOffsetGroup][0];
+  std::ostringstream id;  // "strides=1,1;pads=1,1,1,1;..." (the integer attributes: the plugin's whole state)
+  for (int a = 0; a < sp::kNumAttrs; ++a) {
+    if (sp::kAttrs[a].type == spec::AttrType::kString) continue;
+    id << (id.tellp() > 0 ? ";" : "") << sp::kAttrs[a].name << "=";
+    const auto& vals = v[static_cast<size_t>(a)];
+    for (size_t i = 0; i < vals.size(); ++i) id << (i ? "," : "") << vals[i];
+  }
+  timing_id_ = id.str();
 }
 
 bool MdcnPlugin::check_attrs(const AttrValues& values, std::string* why) {
@@ -156,9 +164,42 @@ int32_t MdcnPlugin::configurePlugin(nvinfer1::DynamicPluginTensorDesc const* in,
                                     nvinfer1::DynamicPluginTensorDesc const* out, int32_t nbOutputs) noexcept {
   return check_and_record("configurePlugin", in, nbInputs, out, nbOutputs, [&](const std::vector<Dims>& dims) {
     std::string err = check_shapes(dims.data(), nbInputs, nullptr);
-    if (err.empty()) record_inputs(dims);
+    if (!err.empty()) return err;
+    record_inputs(dims);
+    // the variants for these channels and types (at the profile's largest shape: only channels matter)
+    tactics_.clear();
+    DType t, t_off;
+    if (in[0].max.nbDims == 4 && in[1].max.nbDims == 4 && out[0].max.nbDims == 4 && to_dtype(in[0].desc.type, &t) &&
+        to_dtype(in[2].desc.type, &t_off)) {
+      mdcn::Variant v[8];
+      const int nv = mdcn::cuda_variants(kernel_shape(in[0].max, in[1].max, out[0].max), t, t_off, v, 8);
+      for (int i = 0; i < nv && i < 8; ++i) tactics_.push_back(static_cast<int32_t>(v[i]));
+    }
     return err;
   });
+}
+
+int32_t MdcnPlugin::getValidTactics(int32_t* tactics, int32_t nbTactics) noexcept {
+  if (tactics == nullptr || nbTactics != static_cast<int32_t>(tactics_.size())) {
+    report("getValidTactics: asked for " + std::to_string(nbTactics) + " tactics, getNbTactics() is " +
+           std::to_string(tactics_.size()));
+    return 1;
+  }
+  for (size_t i = 0; i < tactics_.size(); ++i) tactics[i] = tactics_[i];
+  return 0;
+}
+
+int32_t MdcnPlugin::setTactic(int32_t tactic) noexcept {
+  switch (static_cast<mdcn::Variant>(tactic)) {  // every variant is valid at every shape (launch.h)
+    case mdcn::Variant::kDefault:
+    case mdcn::Variant::kThreeStage:
+    case mdcn::Variant::kRegisterB:
+    case mdcn::Variant::kTwoBlocksPerSm:
+      variant_ = static_cast<mdcn::Variant>(tactic);
+      return 0;
+  }
+  report("setTactic: unknown tactic " + std::to_string(tactic) + " (0 to 3: mdcn::Variant)");
+  return 1;
 }
 
 int32_t MdcnPlugin::getOutputShapes(nvinfer1::DimsExprs const* inputs, int32_t nbInputs,
@@ -319,8 +360,11 @@ int32_t MdcnPlugin::enqueue(nvinfer1::PluginTensorDesc const* inputDesc, nvinfer
     if (nb_inputs_ == 5) mask = inputs[4];
     // getWorkspaceSize gave at least this for every shape of the profile
     const size_t bytes = mdcn::cuda_workspace_bytes(s, t, t_off);
+    mdcn::TileChoice choice;
+    choice.variant = variant_;
     const int code = mdcn::forward_cuda(s, t, t_off, inputs[0], inputs[1], inputs[2], bias, mask, outputs[0],
-                                        workspace, bytes, static_cast<void*>(stream));
+                                        workspace, bytes, static_cast<void*>(stream), Algo::kAuto,
+                                        variant_ == mdcn::Variant::kDefault ? nullptr : &choice);
     return launch_result(code, "modulated deformable convolution");
   } catch (...) {
     report("enqueue failed", nvinfer1::ErrorCode::kINTERNAL_ERROR);

@@ -31,8 +31,15 @@ class MdcnPlugin final : public PluginBase {
                                  int32_t nbOutputs) noexcept override;
   size_t getWorkspaceSize(nvinfer1::DynamicPluginTensorDesc const* inputs, int32_t nbInputs,
                           nvinfer1::DynamicPluginTensorDesc const* outputs, int32_t nbOutputs) const noexcept override;
+  // Custom tactics: the kernel variants (mdcn::Variant) that can differ from the default for the configured
+  // channels and types, so the builder times them on the target GPU and the engine keeps the fastest.
+  int32_t getNbTactics() noexcept override { return static_cast<int32_t>(tactics_.size()); }
+  int32_t getValidTactics(int32_t* tactics, int32_t nbTactics) noexcept override;
+  // The attributes: layers that share them (and I/O shapes and formats, which TensorRT adds) share timings.
+  char const* getTimingCacheID() noexcept override { return timing_id_.c_str(); }
 
   // IPluginV3OneRuntime
+  int32_t setTactic(int32_t tactic) noexcept override;
   int32_t onShapeChange(nvinfer1::PluginTensorDesc const* in, int32_t nbInputs, nvinfer1::PluginTensorDesc const* out,
                         int32_t nbOutputs) noexcept override;
   int32_t enqueue(nvinfer1::PluginTensorDesc const* inputDesc, nvinfer1::PluginTensorDesc const* outputDesc,
@@ -58,6 +65,9 @@ class MdcnPlugin final : public PluginBase {
 
   int32_t nb_inputs_ = 0, rank3_ = 0;  // recorded by configurePlugin / onShapeChange for enqueue
   int64_t stride_h_, stride_w_, pad_t_, pad_l_, pad_b_, pad_r_, dil_h_, dil_w_, group_, offset_group_;
+  std::vector<int32_t> tactics_;          // offered by the last configurePlugin
+  mdcn::Variant variant_ = mdcn::Variant::kDefault;  // setTactic's (0: the kernel's own choice)
+  std::string timing_id_;
 };
 
 class MdcnCreator final : public Creator<MdcnPlugin> {

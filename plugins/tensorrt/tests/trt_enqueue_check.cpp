@@ -12,14 +12,18 @@
 //   field <name> <int> [<int> ...]       a kINT32 plugin field (attribute); absent ones take the spec default
 //   input <name> <dtype> <d0> [<d1> ...] an input in plugin order; data: <case_dir>/<name>.bin
 //   output <name> <dtype> <d0> [...]     an output in plugin order, as expected; written to <case_dir>/<name>.bin
+//   tactic <int>                         optional: the custom tactic to run (must be one getValidTactics offers
+//                                        after configurePlugin; default 0, the plugin's default)
 // dtype: float32 | float16 | int32 | int64. .bin files are raw little-endian C-order arrays.
 //
 // Call sequence (what TensorRT does for a plugin layer in an engine build, then in an execution context):
 //   build:   createPlugin(kBUILD) -> getNbOutputs -> getOutputDataTypes -> getOutputShapes (constant IExprBuilder)
 //            -> supportsFormatCombination (every position, kLINEAR) -> configurePlugin -> getWorkspaceSize
-//            -> getFieldsToSerialize (deep-copied, then the build plugin is destroyed)
+//            -> getNbTactics / getValidTactics -> getFieldsToSerialize (deep-copied, then the build plugin is
+//            destroyed)
 //   runtime: createPlugin(kRUNTIME, the copied fields) -> getFieldsToSerialize equal to the copy (round trip)
-//            -> attachToContext (a resource context with an error recorder) -> onShapeChange -> enqueue on a
+//            -> setTactic (the case's) -> attachToContext (a resource context with an error recorder; the clone
+//            must keep the tactic) -> onShapeChange -> enqueue on a
 //            cudaStream -> cudaStreamSynchronize -> cudaGetLastError
 // Every step's result is checked; the first failure prints "error: ..." (plus logger / recorder messages) and the
 // exit status is 1 (2 for usage / case-file / library errors). Success prints "enqueue ok ..." and exits 0.
@@ -65,6 +69,7 @@ struct Case {
   std::string layer = "enqueue_check";
   std::vector<Field> fields;
   std::vector<Tensor> inputs, outputs;
+  int32_t tactic = 0;
 };
 
 struct Failure : std::runtime_error {
@@ -117,6 +122,8 @@ Case read_case(const std::string& dir) {
       std::string v;
       if (!(in >> v)) fail(where + key + " needs a value", 2);
       (key == "op" ? c.op : c.layer) = v;
+    } else if (key == "tactic") {
+      if (!(in >> c.tactic)) fail(where + "tactic needs an integer", 2);
     } else if (key == "field") {
       Field fd{};
       fd.type = PluginFieldType::kINT32;
@@ -258,6 +265,21 @@ int run(const char* lib_path, const std::string& dir) {
     fail("configurePlugin failed: " + g_logger.last_error());
   const size_t ws_bytes = build->getWorkspaceSize(dyn_io.data(), nb_in, dyn_io.data() + nb_in, nb_out);
   step("configurePlugin, getWorkspaceSize = " + std::to_string(ws_bytes) + " bytes");
+  {
+    const int32_t nb = build->getNbTactics();
+    std::vector<int32_t> tactics(static_cast<size_t>(nb > 0 ? nb : 0));
+    if (nb > 0 && build->getValidTactics(tactics.data(), nb) != 0)
+      fail("getValidTactics failed: " + g_logger.last_error());
+    std::string list;
+    bool offered = cs.tactic == 0;
+    for (int32_t t : tactics) {
+      if (t == 0) fail("getValidTactics offers 0 (reserved for the default tactic)");
+      list += (list.empty() ? "" : ", ") + std::to_string(t);
+      offered = offered || t == cs.tactic;
+    }
+    if (!offered) fail("the case's tactic " + std::to_string(cs.tactic) + " is not offered (tactics: [" + list + "])");
+    step("getValidTactics: [" + list + "]");
+  }
   const Fc serialized = copy_fields(brt->getFieldsToSerialize());
   const std::string ser_str = fc_str([&] {
     bool ok = false;
@@ -278,6 +300,8 @@ int run(const char* lib_path, const std::string& dir) {
     if (!ok || again != ser_str) fail("round trip: re-created plugin serializes " + again + "instead of " + ser_str);
   }
   step("createPlugin(kRUNTIME) from the serialized fields (round trip equal)");
+  if (rrt->setTactic(cs.tactic) != 0) fail("setTactic(" + std::to_string(cs.tactic) + ") failed: " + g_logger.last_error());
+  step("setTactic(" + std::to_string(cs.tactic) + ")");
   ResourceContext ctx(&g_recorder);
   IPluginV3* cp = rrt->attachToContext(&ctx);
   if (cp == nullptr) fail("attachToContext returned null");
@@ -348,8 +372,8 @@ int run(const char* lib_path, const std::string& dir) {
   cuda_check(cudaStreamDestroy(stream), "cudaStreamDestroy");
   for (void* p : to_free) cuda_check(cudaFree(p), "cudaFree");
   if (g_recorder.getNbErrors() != 0) fail("the error recorder holds " + std::to_string(g_recorder.getNbErrors()) + " errors");
-  std::printf("enqueue ok: %s (layer '%s'), %d inputs, %d outputs, workspace %zu bytes\n", cs.op.c_str(),
-              cs.layer.c_str(), nb_in, nb_out, ws_bytes);
+  std::printf("enqueue ok: %s (layer '%s'), %d inputs, %d outputs, workspace %zu bytes, tactic %d\n", cs.op.c_str(),
+              cs.layer.c_str(), nb_in, nb_out, ws_bytes, cs.tactic);
   return 0;
 }
 

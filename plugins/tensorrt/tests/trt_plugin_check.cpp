@@ -206,6 +206,40 @@ void check_mdcn(IPluginCreatorV3One* c) {
       check(big >= octets && big < octets + (1u << 20), "mdcn.fp16_workspace_octet_copy", std::to_string(big));
       check(ranged > big, "mdcn.fp16_workspace_covers_split_min", std::to_string(ranged));
       check(stage(DataType::kFLOAT, 16, 256) == 0, "mdcn.fp32_no_workspace");
+
+      // Custom tactics after configurePlugin: the kernel variants that can differ from the default for these
+      // channels and types (mdcn::Variant): the three-stage pipeline for every FP16 octet-kernel stage, the
+      // register-B variant for 64 output channels, the two-blocks-per-SM tile for 256; none for FP32.
+      auto tactics = [&](DataType t, int64_t ch) {
+        std::vector<DynamicPluginTensorDesc> io{dyn(dims({1, ch, 32, 32}), t), dyn(dims({ch, ch, 3, 3}), t),
+                                                 dyn(dims({1, 144, 32, 32}), DataType::kFLOAT), dyn(dims({ch}), t),
+                                                 dyn(dims({1, 72, 32, 32}), DataType::kFLOAT),
+                                                 dyn(dims({1, ch, 32, 32}), t)};
+        if (qb->configurePlugin(io.data(), 5, &io[5], 1) != 0) return "configure failed: " + g_logger.last_error();
+        const int32_t nb = qb->getNbTactics();
+        std::vector<int32_t> v(static_cast<size_t>(nb > 0 ? nb : 0));
+        if (nb > 0 && qb->getValidTactics(v.data(), nb) != 0) return "getValidTactics failed: " + g_logger.last_error();
+        std::string got;
+        for (int32_t x : v) got += std::to_string(x) + " ";
+        return got;
+      };
+      std::string got = tactics(DataType::kHALF, 64);
+      check(got == "1 2 ", "mdcn.tactics_fp16_64_channels", got);
+      check((got = tactics(DataType::kHALF, 128)) == "1 ", "mdcn.tactics_fp16_128_channels", got);
+      check((got = tactics(DataType::kHALF, 256)) == "1 3 ", "mdcn.tactics_fp16_256_channels", got);
+      check((got = tactics(DataType::kFLOAT, 64)) == "", "mdcn.tactics_none_for_fp32", got);
+      std::vector<int32_t> one(1);
+      check(qb->getValidTactics(one.data(), 1) != 0 && g_logger.last_error().find("getValidTactics") != std::string::npos,
+            "mdcn.tactics_count_mismatch_refused", g_logger.last_error());
+      const char* id = qb->getTimingCacheID();
+      check(id != nullptr && std::string(id) == "strides=1,1;pads=1,1,1,1;dilations=1,1;group=1;offset_group=8",
+            "mdcn.timing_cache_id_is_the_attributes", id ? id : "(null)");
+      auto* qr = cap<IPluginV3OneRuntime>(q, PluginCapabilityType::kRUNTIME);
+      check(qr != nullptr && qr->setTactic(0) == 0 && qr->setTactic(2) == 0 && qr->setTactic(3) == 0,
+            "mdcn.set_tactic_variants", g_logger.last_error());
+      check(qr != nullptr && qr->setTactic(7) != 0 && g_logger.last_error().find("setTactic") != std::string::npos &&
+                g_logger.last_error().find(op) != std::string::npos,
+            "mdcn.set_tactic_rejects_unknown", g_logger.last_error());
     }
     if (q) destroy(q);
   }
