@@ -68,7 +68,10 @@ def run_plugin(harness: Path, case_dir: Path, op: str, fields: dict, inputs: lis
     for name, dtype, shape in outputs:
         lines.append(f"output {name} {TYPE_NAMES[dtype]} " + " ".join(str(d) for d in shape))
     (case_dir / "case.txt").write_text("\n".join(lines) + "\n")
-    r = subprocess.run([str(harness), str(LIBRARY), str(case_dir)], capture_output=True, text=True, timeout=300)
+    # a non-default tactic: offer every variant, verified on a GPU or not (what this test is for)
+    env = {**os.environ, "RRSR_TRT_MDCN_TACTICS": "all"} if tactic else None
+    r = subprocess.run([str(harness), str(LIBRARY), str(case_dir)], capture_output=True, text=True, timeout=300,
+                       env=env)
     print(r.stdout.strip())
     assert r.returncode == 0, f"harness failed (rc {r.returncode}):\n{r.stdout}\n{r.stderr}"
     assert "enqueue ok" in r.stdout, r.stdout + r.stderr

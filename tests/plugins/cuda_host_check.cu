@@ -17,6 +17,7 @@
 #include <fstream>
 #include <string>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "../../plugins/kernels/mdcn/mdcn.cu"
@@ -300,7 +301,7 @@ rrsr::mdcn::TileChoice g_tile;  // mdcn_vec8's tile (argv)
 // `variants`: for RRSR's three stages (C = C_out = 64, 128, 256, offset_group 8) at 160 x 160 and 40 x 40 and a few
 // SM counts, the launcher's own configuration and each Variant applied to it (vec8::with_variant), one line each:
 //   <channels> <size> <sms> <variant> <bm> <bn> <splits> <regb> <stages> <min_blocks> <has_kernel>
-// and the variants cuda_variants offers for FP16 and FP32: "offered <channels> <fp16 list> | <fp32 list>".
+// and the variants cuda_variants offers: "offered <channels> <fp16, all> | <fp32, all> | <fp16, GPU-verified only>".
 int variants_main() {
   namespace nh = rrsr::mdcn::vec8;
   for (int ch : {64, 128, 256}) {
@@ -320,10 +321,12 @@ int variants_main() {
     }
     rrsr::mdcn::Variant out[8];
     std::printf("offered %d", ch);
-    for (rrsr::DType t : {rrsr::DType::kFloat16, rrsr::DType::kFloat32}) {
-      const int n = rrsr::mdcn::cuda_variants(s, t, rrsr::DType::kFloat32, out, 8);
+    const rrsr::DType f16 = rrsr::DType::kFloat16, f32 = rrsr::DType::kFloat32;
+    const std::pair<rrsr::DType, bool> asks[3] = {{f16, true}, {f32, true}, {f16, false}};
+    for (int a = 0; a < 3; ++a) {
+      const int n = rrsr::mdcn::cuda_variants(s, asks[a].first, f32, out, 8, asks[a].second);
       for (int i = 0; i < n; ++i) std::printf(" %d", static_cast<int>(out[i]));
-      if (t == rrsr::DType::kFloat16) std::printf(" |");
+      if (a < 2) std::printf(" |");
     }
     std::printf("\n");
   }

@@ -157,20 +157,21 @@ def test_cuda_mdcn_vec8_device_code(host_check, tmp_path, case, tile, types):
 def test_cuda_mdcn_variants_apply_where_they_can(host_check):
     # mdcn::Variant (the TensorRT plugin's custom tactics) on the launcher's own choice for RRSR's stages: each
     # variant changes only what it names, only where the chosen tile allows it, and always names a kernel that
-    # exists; cuda_variants offers exactly the ones that can differ (none for FP32)
+    # exists; cuda_variants offers exactly the ones that can differ (none for FP32), by default the GPU-verified ones
     r = subprocess.run([str(host_check), "variants"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr
     rows, offered = {}, {}
     for line in r.stdout.split("\n"):
         f = line.split()
         if f and f[0] == "offered":
-            fp16, fp32 = line.split(" ", 2)[2].split("|")
-            offered[int(f[1])] = (fp16.split(), fp32.split())
+            fp16, fp32, verified = line.split(" ", 2)[2].split("|")
+            offered[int(f[1])] = (fp16.split(), fp32.split(), verified.split())
         elif f:
             ch, size, sms, v, bm, bn, splits, regb, stages, min_blocks, ok = map(int, f)
             rows[ch, size, sms, v] = dict(bm=bm, bn=bn, splits=splits, regb=regb, stages=stages, min_blocks=min_blocks,
                                     ok=ok)
-    assert offered == {64: (["1", "2"], []), 128: (["1"], []), 256: (["1", "3"], [])}
+    # all variants that can differ, none for FP32; GPU-verified ones only by default (none has run on a GPU yet)
+    assert offered == {64: (["1", "2"], [], []), 128: (["1"], [], []), 256: (["1", "3"], [], [])}
     for (ch, size, sms, v), c in rows.items():
         base = rows[ch, size, sms, 0]
         assert c["ok"] == 1, (ch, size, sms, v, c)

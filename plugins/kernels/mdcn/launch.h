@@ -57,11 +57,16 @@ enum class Variant : int {
   kTwoBlocksPerSm = 3,   // its 256 x 64 tile with registers capped for two blocks per SM, where it picks that tile
 };
 
+// Whether variant v has passed the GPU tests (tests/gpu through scripts/gpu_check.sh) on real hardware. A variant
+// that has only run in the CPU replays could still be wrong on a GPU (a race, a fragment layout), and a tactic is
+// picked for speed alone, so hosts offer unverified ones only when asked to.
+bool variant_verified(Variant v);
+
 // The variants other than kDefault that can run differently from it for problems with these channels, groups
-// and types (any batch and spatial size) on the CUDA path; written to `out` (at most `capacity`), count returned.
-// None unless the octet kernel takes such problems (FP16 features, channel multiples of 8 per group and offset
-// group).
-int cuda_variants(const Shape& s, DType t, DType t_offset, Variant* out, int capacity);
+// and types (any batch and spatial size) on the CUDA path, GPU-verified ones only unless `unverified_too`; written
+// to `out` (at most `capacity`), count returned. None unless the octet kernel takes such problems (FP16 features,
+// channel multiples of 8 per group and offset group).
+int cuda_variants(const Shape& s, DType t, DType t_offset, Variant* out, int capacity, bool unverified_too = false);
 
 // Tuning hook for benchmarks and tests: the tile (bm output channels x bn pixels, from 64x64, 64x128, 128x64,
 // 128x128, 256x64) and the number of K splits the vec8 tensor-core kernel runs instead of its own choice; regb = 1

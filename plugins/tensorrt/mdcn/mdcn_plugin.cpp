@@ -1,5 +1,6 @@
 #include "mdcn_plugin.h"
 
+#include <cstdlib>
 #include <sstream>
 #include <vector>
 
@@ -168,15 +169,28 @@ int32_t MdcnPlugin::configurePlugin(nvinfer1::DynamicPluginTensorDesc const* in,
     record_inputs(dims);
     // the variants for these channels and types (at the profile's largest shape: only channels matter)
     tactics_.clear();
+    const TacticPolicy policy = tactic_policy();
     DType t, t_off;
-    if (in[0].max.nbDims == 4 && in[1].max.nbDims == 4 && out[0].max.nbDims == 4 && to_dtype(in[0].desc.type, &t) &&
-        to_dtype(in[2].desc.type, &t_off)) {
+    if (policy != TacticPolicy::kNone && in[0].max.nbDims == 4 && in[1].max.nbDims == 4 && out[0].max.nbDims == 4 &&
+        to_dtype(in[0].desc.type, &t) && to_dtype(in[2].desc.type, &t_off)) {
       mdcn::Variant v[8];
-      const int nv = mdcn::cuda_variants(kernel_shape(in[0].max, in[1].max, out[0].max), t, t_off, v, 8);
+      const int nv = mdcn::cuda_variants(kernel_shape(in[0].max, in[1].max, out[0].max), t, t_off, v, 8,
+                                         policy == TacticPolicy::kAll);
       for (int i = 0; i < nv && i < 8; ++i) tactics_.push_back(static_cast<int32_t>(v[i]));
     }
     return err;
   });
+}
+
+MdcnPlugin::TacticPolicy MdcnPlugin::tactic_policy() {
+  const char* e = std::getenv("RRSR_TRT_MDCN_TACTICS");
+  const std::string v = e == nullptr ? "" : e;
+  if (v == "all") return TacticPolicy::kAll;
+  if (v == "none") return TacticPolicy::kNone;
+  if (!v.empty() && v != "verified")
+    log(nvinfer1::ILogger::Severity::kWARNING,
+        std::string(sp::kOpType) + ": RRSR_TRT_MDCN_TACTICS='" + v + "' is not one of verified, all, none; using verified");
+  return TacticPolicy::kVerified;
 }
 
 int32_t MdcnPlugin::getValidTactics(int32_t* tactics, int32_t nbTactics) noexcept {

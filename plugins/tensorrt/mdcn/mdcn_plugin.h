@@ -32,7 +32,9 @@ class MdcnPlugin final : public PluginBase {
   size_t getWorkspaceSize(nvinfer1::DynamicPluginTensorDesc const* inputs, int32_t nbInputs,
                           nvinfer1::DynamicPluginTensorDesc const* outputs, int32_t nbOutputs) const noexcept override;
   // Custom tactics: the kernel variants (mdcn::Variant) that can differ from the default for the configured
-  // channels and types, so the builder times them on the target GPU and the engine keeps the fastest.
+  // channels and types, so the builder times them on the target GPU and the engine keeps the fastest. Which are
+  // offered: RRSR_TRT_MDCN_TACTICS = verified (default: those mdcn::variant_verified says passed the GPU tests),
+  // all (the unverified ones too), none.
   int32_t getNbTactics() noexcept override { return static_cast<int32_t>(tactics_.size()); }
   int32_t getValidTactics(int32_t* tactics, int32_t nbTactics) noexcept override;
   // The attributes: layers that share them (and I/O shapes and formats, which TensorRT adds) share timings.
@@ -56,6 +58,8 @@ class MdcnPlugin final : public PluginBase {
     int b = -1, mask = -1;
   };
   static bool roles(int32_t nb_inputs, int32_t rank3, Roles* r);
+  enum class TacticPolicy { kVerified, kAll, kNone };
+  static TacticPolicy tactic_policy();  // RRSR_TRT_MDCN_TACTICS
   // Checks the input shapes (dims of -1 are unknown and skipped) against each other and the attributes; fills
   // `out` (when not null) with Y's shape. Returns "" or a message.
   std::string check_shapes(const nvinfer1::Dims* in, int32_t nb_inputs, nvinfer1::Dims* out) const;

@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -223,11 +224,23 @@ void check_mdcn(IPluginCreatorV3One* c) {
         for (int32_t x : v) got += std::to_string(x) + " ";
         return got;
       };
+      // by default only the GPU-verified variants are offered (mdcn::variant_verified: none yet)
+      unsetenv("RRSR_TRT_MDCN_TACTICS");
       std::string got = tactics(DataType::kHALF, 64);
-      check(got == "1 2 ", "mdcn.tactics_fp16_64_channels", got);
+      check(got == "", "mdcn.tactics_default_verified_only", got);
+      setenv("RRSR_TRT_MDCN_TACTICS", "none", 1);
+      check((got = tactics(DataType::kHALF, 64)) == "", "mdcn.tactics_none", got);
+      setenv("RRSR_TRT_MDCN_TACTICS", "all", 1);
+      check((got = tactics(DataType::kHALF, 64)) == "1 2 ", "mdcn.tactics_fp16_64_channels", got);
       check((got = tactics(DataType::kHALF, 128)) == "1 ", "mdcn.tactics_fp16_128_channels", got);
       check((got = tactics(DataType::kHALF, 256)) == "1 3 ", "mdcn.tactics_fp16_256_channels", got);
       check((got = tactics(DataType::kFLOAT, 64)) == "", "mdcn.tactics_none_for_fp32", got);
+      setenv("RRSR_TRT_MDCN_TACTICS", "bogus", 1);
+      check((got = tactics(DataType::kHALF, 64)) == "" && g_logger.has(ILogger::Severity::kWARNING, "bogus"),
+            "mdcn.tactics_bad_policy_warns", got);
+      setenv("RRSR_TRT_MDCN_TACTICS", "all", 1);
+      tactics(DataType::kHALF, 64);  // leaves 2 tactics configured for the count check below
+      unsetenv("RRSR_TRT_MDCN_TACTICS");
       std::vector<int32_t> one(1);
       check(qb->getValidTactics(one.data(), 1) != 0 && g_logger.last_error().find("getValidTactics") != std::string::npos,
             "mdcn.tactics_count_mismatch_refused", g_logger.last_error());
