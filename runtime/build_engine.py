@@ -10,6 +10,7 @@ module imports (and its error paths and sidecar logic are tested) without Tensor
 """
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Callable, Optional
@@ -126,7 +127,8 @@ def fp16_graph_for(onnx_path: Path, log=click.echo, export: bool = True) -> Path
 
 
 def build(onnx_path: Path, out: Path, *, precision: str, plugins: Optional[Path], min_lr, opt_lr, max_lr,
-          timing_cache: Optional[Path], workspace_mib: Optional[int], verbose: bool, log=click.echo) -> dict:
+          timing_cache: Optional[Path], workspace_mib: Optional[int], verbose: bool, mdcn_tactics: str = "verified",
+          log=click.echo) -> dict:
     import onnx
 
     from .backends.ort_backend import graph_precision
@@ -184,6 +186,9 @@ def build(onnx_path: Path, out: Path, *, precision: str, plugins: Optional[Path]
             set_values = getattr(profile, "set_shape_input", None) or profile.set_shape_values
             set_values(t.name, lo, mid, hi)
     config.add_optimization_profile(profile)
+    # which MDCN kernel variants the plugin offers the builder as custom tactics (plugins/tensorrt/README.md);
+    # the plugin reads this when the builder configures it
+    os.environ["RRSR_TRT_MDCN_TACTICS"] = mdcn_tactics
     cache = None
     if timing_cache:
         cache = config.create_timing_cache(timing_cache.read_bytes() if timing_cache.is_file() else b"")
@@ -205,7 +210,7 @@ def build(onnx_path: Path, out: Path, *, precision: str, plugins: Optional[Path]
                         plugin_library=plugins if nodes else None,
                         plugin_sha256=sha256_file(plugins) if nodes else None,
                         extra={"build_seconds": round(time.perf_counter() - t0, 1), "strongly_typed": bool(flags),
-                               "workspace_mib": workspace_mib,
+                               "workspace_mib": workspace_mib, "mdcn_tactics": mdcn_tactics,
                                "matching": "streaming" if any(n[1] == "RrsrPatchMatch" for n in nodes) else "dense"},
                         **env)
     write_sidecar(out, meta)
@@ -230,10 +235,13 @@ def build(onnx_path: Path, out: Path, *, precision: str, plugins: Optional[Path]
               help="Largest LR HxW (the graph's dense matching needs (h*w)^2*4 bytes: 128x128 is 1 GiB, 256x256 16 GiB).")
 @click.option("--timing-cache", type=click.Path(dir_okay=False), help="Timing cache file: read if present, written after the build.")
 @click.option("--workspace", type=click.IntRange(min=1), help="Workspace limit in MiB (default: TensorRT's).")
+@click.option("--mdcn-tactics", type=click.Choice(["verified", "all", "none"]), default="verified", show_default=True,
+              help="MDCN kernel variants the builder may time and pick per layer: those verified on a GPU, also the "
+                   "unverified ones (check the engine with runtime.parity), or none.")
 @click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
 @click.option("--verbose", is_flag=True, help="TensorRT's verbose log.")
 @click_errors
-def main(onnx_path, out, fp16, plugins, min_lr, opt_lr, max_lr, timing_cache, workspace, force, verbose):
+def main(onnx_path, out, fp16, plugins, min_lr, opt_lr, max_lr, timing_cache, workspace, mdcn_tactics, force, verbose):
     """Build a TensorRT engine from an RRSR ONNX graph, with the project's plugins, and write its sidecar JSON
     (TensorRT version, GPU name and SM, plugin and ONNX SHA-256, profile, precision) that runners check."""
     onnx_path, out = Path(onnx_path), Path(out)
@@ -244,7 +252,8 @@ def main(onnx_path, out, fp16, plugins, min_lr, opt_lr, max_lr, timing_cache, wo
     try:
         meta = build(onnx_path, out, precision="fp16" if fp16 else "fp32", plugins=Path(plugins) if plugins else default_plugin_library(),
                      min_lr=min_lr, opt_lr=opt_lr, max_lr=max_lr,
-                     timing_cache=Path(timing_cache) if timing_cache else None, workspace_mib=workspace, verbose=verbose)
+                     timing_cache=Path(timing_cache) if timing_cache else None, workspace_mib=workspace, verbose=verbose,
+                     mdcn_tactics=mdcn_tactics)
     except BackendError as e:
         raise click.ClickException(str(e)) from None
     click.echo(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MiB, {meta['build_seconds']} s) and {out}.json")

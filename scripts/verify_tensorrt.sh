@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One TensorRT check on a machine with TensorRT (>= 10.3) and an NVIDIA GPU:
 #   export (FP32 + FP16-policy ONNX) -> FP32 and FP16 engines -> parity vs PyTorch FP32 -> bench -> one report.
-# usage: scripts/verify_tensorrt.sh CKPT [OUT_DIR]     (env: PYTHON, RRSR_TRT_PLUGINS_LIB, SIZES, MAX_LR)
+# usage: scripts/verify_tensorrt.sh CKPT [OUT_DIR]     (env: PYTHON, RRSR_TRT_PLUGINS_LIB, SIZES, MAX_LR,
+#        MDCN_TACTICS = verified|all|none: rrsr-build-engine --mdcn-tactics, default verified)
 # Exit code: 0 all passed, 1 a step or a parity failed, 2 TensorRT / GPU / plugin library missing.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -12,6 +13,7 @@ py=${PYTHON:-python3}
 plugins=${RRSR_TRT_PLUGINS_LIB:-build/plugins-trt/librrsr_trt_plugins_dynamic.so}
 sizes=${SIZES:-40x40,83x125}
 max_lr=${MAX_LR:-128x128}
+tactics=${MDCN_TACTICS:-verified}
 export PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}"
 mkdir -p "$out"
 log() { echo "[verify_tensorrt] $*" >&2; }
@@ -33,7 +35,8 @@ for p in fp32 fp16; do
        --lr-size 40x40 --min-lr 8 --max-lr 256
   flag=--fp32; [ "$p" = fp16 ] && flag=--fp16
   step "engine_$p" "$py" -m runtime.build_engine --onnx "$out/rrsr_$p.onnx" --out "$out/rrsr_$p.engine" $flag \
-       --plugins "$plugins" --min-lr 16x16 --opt-lr 64x64 --max-lr "$max_lr" --timing-cache "$out/trt.cache" --force
+       --plugins "$plugins" --min-lr 16x16 --opt-lr 64x64 --max-lr "$max_lr" --timing-cache "$out/trt.cache" \
+       --mdcn-tactics "$tactics" --force
   step "parity_$p" "$py" -m runtime.parity --ckpt "$ckpt" --engine "$out/rrsr_$p.engine" --plugins "$plugins" \
        --backend trt --ref-device cuda --json "$out/parity_$p.json"
 done

@@ -317,6 +317,8 @@ def test_build_engine_errors(files, tmp_path):
     lib.write_bytes(b"x")
     r = _invoke(build_main, ["--onnx", files["onnx"], "--out", out, "--plugins", lib, "--min-lr", "128x128"])
     assert r.exit_code != 0 and "min <= opt <= max" in r.output
+    r = _invoke(build_main, ["--onnx", files["onnx"], "--out", out, "--mdcn-tactics", "fastest"])
+    assert r.exit_code != 0 and "--mdcn-tactics" in r.output and "verified" in r.output
     if TRT_REASON is not None:
         r = _invoke(build_main, ["--onnx", files["onnx"], "--out", out, "--plugins", lib])
         assert r.exit_code != 0 and TRT_REASON.split(";")[0] in r.output
