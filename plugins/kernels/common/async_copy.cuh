@@ -38,6 +38,11 @@ struct PendingCopies {
       groups.pop_front();
     }
   }
+  void release_all() {  // committed or not (cp.async.wait_all)
+    release_all_but(0);
+    land(open);
+    open.clear();
+  }
 };
 
 // Scope of a replay whose copies land only at the device code's waits (single-threaded replays only).
@@ -46,9 +51,7 @@ class DeferCopies {
   DeferCopies() { PendingCopies::instance().defer = true; }
   ~DeferCopies() {
     PendingCopies& p = PendingCopies::instance();
-    p.release_all_but(0);
-    PendingCopies::land(p.open);
-    p.open.clear();
+    p.release_all();
     p.defer = false;
   }
   DeferCopies(const DeferCopies&) = delete;
@@ -103,10 +106,7 @@ __host__ __device__ __forceinline__ void cp_async_wait_all() {
 #if defined(__CUDA_ARCH__)
   asm volatile("cp.async.wait_all;\n" ::: "memory");
 #else
-  host::PendingCopies& p = host::PendingCopies::instance();
-  p.release_all_but(0);
-  host::PendingCopies::land(p.open);
-  p.open.clear();
+  host::PendingCopies::instance().release_all();
 #endif
 }
 
