@@ -129,9 +129,9 @@ Result mdcn_forward(const Tensor& x, const Tensor& weight, const Tensor& offset,
     choice.stages = tile.size() >= 5 ? static_cast<int>(tile[4]) : 0;
     choice.min_blocks = tile.size() == 6 ? static_cast<int>(tile[5]) : 0;
   }
-  RRSR_REQUIRE(variant >= 0 && variant <= static_cast<int64_t>(rrsr::mdcn::Variant::kTwoBlocksPerSm), op,
-               ": variant must be 0 (default), 1 (three-stage), 2 (register-B) or 3 (two blocks per SM), got ",
-               variant);
+  RRSR_REQUIRE(variant >= 0 && variant <= static_cast<int64_t>(rrsr::mdcn::Variant::kColumnSlab), op,
+               ": variant must be 0 (default), 1 (three-stage), 2 (register-B), 3 (two blocks per SM) or 4 (column "
+               "slab), got ", variant);
   choice.variant = static_cast<rrsr::mdcn::Variant>(variant);
   const bool tuned = !tile.empty() || variant != 0;
   const rrsr::Algo alg = static_cast<rrsr::Algo>(algo);
@@ -178,7 +178,7 @@ Result mdcn_forward(const Tensor& x, const Tensor& weight, const Tensor& offset,
   if (n == 0) return Result(std::vector<Tensor>{y}, std::string());
   rrsr::mdcn::Shape s{n, c, h, w, c_out, kh, kw, h_out, w_out, strides[0], strides[1], pads[0], pads[1],
                       dilations[0], dilations[1], group, offset_group};
-  const size_t ws_bytes = rrsr::mdcn::cuda_workspace_bytes(s, to_dtype(x), to_dtype(offset), alg);
+  const size_t ws_bytes = rrsr::mdcn::cuda_workspace_bytes(s, to_dtype(x), to_dtype(offset), alg, choice.variant);
   const Tensor ws = scratch(ws_bytes, x);
   RRSR_TRY(status_message(rrsr::mdcn::forward_cuda(s, to_dtype(x), to_dtype(offset), x.data_ptr(), weight.data_ptr(),
                                                    offset.data_ptr(), bias_ptr, mask_ptr, y.data_ptr(), ws.data_ptr(),

@@ -84,41 +84,49 @@ VEC8_TILES = [(64, 64, 1), (64, 128, 1), (128, 64, 1), (128, 128, 1), (256, 64, 
               (256, 64, 1, 0, 2, 2), (256, 64, 3, 0, 2, 2)]
 
 
-@pytest.mark.parametrize("tile", VEC8_TILES, ids=["x".join(map(str, t)) for t in VEC8_TILES])
-@pytest.mark.parametrize("name", ["rrsr_64", "rrsr_256", "batch2_large_offsets", "groups_stride2", "kernel1x1"])
-def test_mdcn_fp16_vec8_tiles(ext, name, tile):
-    # every tile and split count of the vec8 tensor-core kernel (the launcher picks one per shape and GPU)
-    (n, c, h, w, co, kh, kw, st, pd, dl, gr, og, sc, has_b, has_m) = MDCN_CASES[name]
-    x, wt, off, b, m = _mdcn_inputs(n, c, h, w, co, kh, kw, st, pd, dl, gr, og, sc, has_b, has_m)
-    half = lambda t: None if t is None else t.half()  # noqa: E731
-    f32 = lambda t: None if t is None else t.float()  # noqa: E731
-    x16, w16, b16 = x.half(), wt.half(), half(b)
-    want = mdcn_reference(x16.float(), w16.float(), off, f32(b16), m, st, pd, dl, gr, og)
-    got = ext.mdcn_forward(x16, w16, off, b16, m, list(st), list(pd), list(dl), gr, og, algo=ALGO["tensor_core"],
-                           tile=list(tile))
-    torch.cuda.synchronize()
-    err = (got.float() - want).abs().max().item()
-    scale = want.abs().max().item()
-    print(f"mdcn fp16 vec8 {name} tile {tile}: max abs err {err:.3g} (|ref| max {scale:.3g})")
-    assert err <= max(4e-3 * scale, 1e-3)
+VEC8_NAMES = ["rrsr_64", "rrsr_256", "batch2_large_offsets", "groups_stride2", "kernel1x1"]
 
 
-@pytest.mark.parametrize("variant", [1, 2, 3])
-@pytest.mark.parametrize("name", ["rrsr_64", "rrsr_256", "batch2_large_offsets", "groups_stride2", "kernel1x1"])
-def test_mdcn_fp16_variants(ext, name, variant):
-    # mdcn::Variant (the TensorRT plugin's custom tactics) on every geometry: each applies where the launcher's tile
-    # allows it and runs the default elsewhere, so every one must run every shape
+def _check_fp16_octet_kernel(ext, name, label, **kwargs):
+    """MDCN_CASES[name] in FP16 through the octet kernel with mdcn_forward's tuning arguments (tile, variant)
+    against the FP32 reference on the same FP16-rounded data: within one output rounding."""
     (n, c, h, w, co, kh, kw, st, pd, dl, gr, og, sc, has_b, has_m) = MDCN_CASES[name]
     x, wt, off, b, m = _mdcn_inputs(n, c, h, w, co, kh, kw, st, pd, dl, gr, og, sc, has_b, has_m)
     x16, w16 = x.half(), wt.half()
     b16 = None if b is None else b.half()
     want = mdcn_reference(x16.float(), w16.float(), off, None if b16 is None else b16.float(), m, st, pd, dl, gr, og)
-    got = ext.mdcn_forward(x16, w16, off, b16, m, list(st), list(pd), list(dl), gr, og, variant=variant)
+    got = ext.mdcn_forward(x16, w16, off, b16, m, list(st), list(pd), list(dl), gr, og, algo=ALGO["tensor_core"],
+                           **kwargs)
     torch.cuda.synchronize()
     err = (got.float() - want).abs().max().item()
     scale = want.abs().max().item()
-    print(f"mdcn fp16 {name} variant {variant}: max abs err {err:.3g} (|ref| max {scale:.3g})")
+    print(f"mdcn fp16 {label} {name} {kwargs}: max abs err {err:.3g} (|ref| max {scale:.3g})")
     assert err <= max(4e-3 * scale, 1e-3)
+
+
+@pytest.mark.parametrize("tile", VEC8_TILES, ids=["x".join(map(str, t)) for t in VEC8_TILES])
+@pytest.mark.parametrize("name", VEC8_NAMES)
+def test_mdcn_fp16_vec8_tiles(ext, name, tile):
+    # every tile and split count of the vec8 tensor-core kernel (the launcher picks one per shape and GPU)
+    _check_fp16_octet_kernel(ext, name, "vec8 tile", tile=list(tile))
+
+
+@pytest.mark.parametrize("variant", [1, 2, 3, 4])
+@pytest.mark.parametrize("name", VEC8_NAMES)
+def test_mdcn_fp16_variants(ext, name, variant):
+    # mdcn::Variant (the TensorRT plugin's custom tactics) on every geometry: each applies where the launcher's tile
+    # allows it and runs the default elsewhere, so every one must run every shape
+    _check_fp16_octet_kernel(ext, name, "variant", variant=variant)
+
+
+SLAB_TILES = [(64, 64, 1), (64, 128, 1), (128, 64, 1), (128, 128, 1), (256, 64, 1), (64, 64, 3), (128, 64, 4)]
+
+
+@pytest.mark.parametrize("tile", SLAB_TILES, ids=["x".join(map(str, t)) for t in SLAB_TILES])
+@pytest.mark.parametrize("name", VEC8_NAMES)
+def test_mdcn_fp16_column_slab_tiles(ext, name, tile):
+    # the column-slab variant (im2col into the workspace, then the GEMM) on every tile and split count
+    _check_fp16_octet_kernel(ext, name, "column slab", tile=list(tile), variant=4)
 
 
 def test_mdcn_vec8_tile_errors(ext):
@@ -137,7 +145,7 @@ def test_mdcn_vec8_tile_errors(ext):
     with pytest.raises(RuntimeError, match="invalid argument"):  # two blocks per SM: the 256x64 two-stage tile only
         ext.mdcn_forward(x.half(), wt.half(), off, b.half(), m, *a, tile=[128, 64, 1, 0, 2, 2])
     with pytest.raises(RuntimeError, match="variant must be"):
-        ext.mdcn_forward(x.half(), wt.half(), off, b.half(), m, *a, variant=4)
+        ext.mdcn_forward(x.half(), wt.half(), off, b.half(), m, *a, variant=5)
     # a 1080p-sized stage reserves no partial sums: asking for splits is refused, not run out of bounds
     big = _mdcn_inputs(1, 64, 540, 960, 64, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1, 8, 2.0)
     with pytest.raises(RuntimeError, match="workspace too small"):

@@ -8,9 +8,9 @@
 //
 // usage: cuda_host_check mdcn|mdcn_tc|ras <dir>   (inputs and meta.txt written by test_plugin_cuda_host_check.py)
 //        cuda_host_check variants   (the launcher's configurations with each mdcn::Variant applied)
-//        cuda_host_check mdcn_vec8 <dir> <bm> <bn> <splits> [regb|stages3]   (the vec8 tensor-core kernel with
-//                                                       that tile; regb: its register-B variant; stages3: its
-//                                                       three-stage K pipeline)
+//        cuda_host_check mdcn_vec8 <dir> <bm> <bn> <splits> [regb|stages3|slab]   (the vec8 tensor-core kernel
+//                                                       with that tile; regb: its register-B variant; stages3: its
+//                                                       three-stage K pipeline; slab: its column-slab variant)
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -108,6 +108,56 @@ void emulate_mdcn_tc(const rrsr::mdcn::tc::Problem<TO>& pr, int batches) {
   }
 }
 
+// The octet kernels' shared steps, replayed: prepare (the input vectors and the weight re-layout element by
+// element), the epilogue of a block's accumulators (warp by warp through its scratch, lane by lane), the split-K
+// reduction element by element.
+template <typename TO>
+void replay_prepare(const rrsr::mdcn::vec8::Problem<TO>& pr) {
+  namespace nh = rrsr::mdcn::vec8;
+  for (int64_t v = 0; v < static_cast<int64_t>(pr.n) * (pr.c / nh::kVec) * pr.h * pr.w; ++v) nh::vectorise_input(pr, v);
+  for (int64_t i = 0; i < nh::weight_elements(pr); ++i) {
+    if (pr.regb)
+      nh::reorder_weight_frag(pr, i);
+    else
+      nh::reorder_weight(pr, i);
+  }
+}
+
+template <int BM, int BN, typename TO, typename Acc>
+void replay_write_accumulators(const rrsr::mdcn::vec8::Problem<TO>& pr, const rrsr::mdcn::vec8::Coord& co,
+                               const Acc& acc, float* scratch) {
+  namespace nh = rrsr::mdcn::vec8;
+  using Tl = nh::Tiling<BM, BN>;
+  for (int w = 0; w < nh::kWarps; ++w)
+    for (int fm = 0; fm < Tl::kFragsM; ++fm)
+      for (int fn = 0; fn < Tl::kFragsN; ++fn) {
+        float* mine = scratch + w * rrsr::cuda::kMmaTile * rrsr::cuda::kMmaTile;
+        rrsr::cuda::mma_store(acc[w][fm][fn], mine, rrsr::cuda::kMmaTile);
+        for (int lane = 0; lane < 32; ++lane) nh::write_tile<BM, BN>(pr, co, w, fm, fn, mine, lane);
+      }
+}
+
+template <typename TO>
+void replay_reduce(const rrsr::mdcn::vec8::Problem<TO>& pr) {
+  if (pr.splits > 1)
+    for (int64_t i = 0; i < static_cast<int64_t>(pr.n) * pr.c_out * pr.p_count(); ++i)
+      rrsr::mdcn::vec8::reduce_element(pr, i);
+}
+
+// Every block of an octet GEMM's grid (BM x BN tiles, K splits), in launch order, with its K chunk range.
+template <int BM, int BN, typename TO, typename F>
+void for_each_block(const rrsr::mdcn::vec8::Problem<TO>& pr, F&& f) {
+  namespace nh = rrsr::mdcn::vec8;
+  const int64_t gx = (pr.p_count() + BN - 1) / BN, gy = (pr.cout_g + BM - 1) / BM * pr.splits;
+  for (int z = 0; z < pr.n * pr.group; ++z)
+    for (int64_t by = 0; by < gy; ++by)
+      for (int64_t bx = 0; bx < gx; ++bx) {
+        const nh::Coord co = nh::coord_of<BM>(pr, static_cast<int>(bx), static_cast<int>(by), z, BN);
+        const int c_begin = co.split * pr.chunks_per_split;
+        f(co, c_begin, std::min(c_begin + pr.chunks_per_split, pr.chunks));
+      }
+}
+
 // The vec8 kernel on the CPU: prepare (the input vectors and the weight re-layout element by element), then per
 // block the kernel's own K-loop schedule (pipelined_chunks: a buffer per stage, offsets one chunk ahead of the
 // gathers) with each step done for the whole block -- weight copies and gathers thread by thread (each thread's
@@ -119,25 +169,18 @@ void emulate_mdcn_vec8_tile(const rrsr::mdcn::vec8::Problem<TO>& pr) {
   namespace nh = rrsr::mdcn::vec8;
   using Tl = nh::Tiling<BM, BN, Stages>;
   const rrsr::cuda::host::DeferCopies defer;
-  for (int64_t v = 0; v < static_cast<int64_t>(pr.n) * (pr.c / nh::kVec) * pr.h * pr.w; ++v) nh::vectorise_input(pr, v);
-  for (int64_t i = 0; i < static_cast<int64_t>(pr.c_out) * pr.k_total; ++i) nh::reorder_weight(pr, i);
+  replay_prepare(pr);
   std::vector<unsigned char> smem(Tl::smem_bytes(pr.k_total));
   __half* a = reinterpret_cast<__half*>(smem.data());
   __half* b = a + Stages * BM * nh::kLd;
   float* scratch = reinterpret_cast<float*>(b + Stages * BN * nh::kLd);
   int4* table = reinterpret_cast<int4*>(scratch + nh::kWarps * rrsr::cuda::kMmaTile * rrsr::cuda::kMmaTile);
   static rrsr::cuda::MmaAcc acc[nh::kWarps][Tl::kFragsM][Tl::kFragsN];
-  const int64_t gx = (pr.p_count() + BN - 1) / BN, gy = (pr.cout_g + BM - 1) / BM * pr.splits;
-  for (int z = 0; z < pr.n * pr.group; ++z)
-    for (int64_t by = 0; by < gy; ++by)
-      for (int64_t bx = 0; bx < gx; ++bx) {
-        const nh::Coord co = nh::coord_of<BM>(pr, static_cast<int>(bx), static_cast<int>(by), z, BN);
+  for_each_block<BM, BN>(pr, [&](const nh::Coord& co, int c_begin, int c_end) {
         for (auto& w : acc)
           for (auto& r : w)
             for (auto& f : r) rrsr::cuda::mma_zero(f);
         for (int t = 0; t < nh::kThreads; ++t) nh::build_table(pr, co, t, table);
-        const int c_begin = co.split * pr.chunks_per_split;
-        const int c_end = std::min(c_begin + pr.chunks_per_split, pr.chunks);
         static nh::OffsetRegs ahead[nh::kThreads][Tl::kItems];
         static nh::Gathered gr[Stages - 1][nh::kThreads][Tl::kItems];  // the register sets
         auto pixel = [&](int t, int j) {
@@ -170,16 +213,9 @@ void emulate_mdcn_vec8_tile(const rrsr::mdcn::vec8::Problem<TO>& pr) {
                   nh::blend_store(gr[set][t][j], t / 32 * Tl::kItems + j, nh::lane_item(t % 32),
                                   b + buf * BN * nh::kLd);
             });
-        for (int w = 0; w < nh::kWarps; ++w)
-          for (int fm = 0; fm < Tl::kFragsM; ++fm)
-            for (int fn = 0; fn < Tl::kFragsN; ++fn) {
-              float* mine = scratch + w * rrsr::cuda::kMmaTile * rrsr::cuda::kMmaTile;
-              rrsr::cuda::mma_store(acc[w][fm][fn], mine, rrsr::cuda::kMmaTile);
-              for (int lane = 0; lane < 32; ++lane) nh::write_tile<BM, BN>(pr, co, w, fm, fn, mine, lane);
-            }
-      }
-  if (pr.splits > 1)
-    for (int64_t i = 0; i < static_cast<int64_t>(pr.n) * pr.c_out * pr.p_count(); ++i) nh::reduce_element(pr, i);
+        replay_write_accumulators<BM, BN>(pr, co, acc, scratch);
+      });
+  replay_reduce(pr);
 }
 
 // The register-B variant (mdcn_vec8_regb.cuh) on the CPU: prepare in fragment order, then per block the kernel's
@@ -193,21 +229,14 @@ void emulate_mdcn_vec8_regb(const rrsr::mdcn::vec8::Problem<TO>& pr) {
   namespace rb = rrsr::mdcn::vec8::regb;
   using Tl = rb::Tiling<P>;
   const rrsr::cuda::host::DeferCopies defer;
-  for (int64_t v = 0; v < static_cast<int64_t>(pr.n) * (pr.c / nh::kVec) * pr.h * pr.w; ++v) nh::vectorise_input(pr, v);
-  for (int64_t i = 0; i < nh::weight_elements(pr); ++i) nh::reorder_weight_frag(pr, i);
+  replay_prepare(pr);
   std::vector<unsigned char> smem(Tl::smem_bytes(pr.k_total));
   __half* a = reinterpret_cast<__half*>(smem.data());
   int4* table = reinterpret_cast<int4*>(a + 2 * rb::kTileA);
   static float acc[nh::kWarps][32][rb::kFragsM][P][4];
-  const int64_t gx = (pr.p_count() + Tl::kBN - 1) / Tl::kBN, gy = (pr.cout_g + rb::kBM - 1) / rb::kBM * pr.splits;
-  for (int z = 0; z < pr.n * pr.group; ++z)
-    for (int64_t by = 0; by < gy; ++by)
-      for (int64_t bx = 0; bx < gx; ++bx) {
-        const nh::Coord co = nh::coord_of<rb::kBM>(pr, static_cast<int>(bx), static_cast<int>(by), z, Tl::kBN);
+  for_each_block<rb::kBM, Tl::kBN>(pr, [&](const nh::Coord& co, int c_begin, int c_end) {
         std::memset(acc, 0, sizeof acc);
         for (int t = 0; t < nh::kThreads; ++t) nh::build_table(pr, co, t, table);
-        const int c_begin = co.split * pr.chunks_per_split;
-        const int c_end = std::min(c_begin + pr.chunks_per_split, pr.chunks);
         // per thread, between steps: offsets one chunk ahead, gathered corners, blended octets (its B fragments)
         static nh::OffsetRegs ahead[nh::kThreads][P];
         static nh::Gathered gr[nh::kThreads][P];
@@ -255,9 +284,53 @@ void emulate_mdcn_vec8_regb(const rrsr::mdcn::vec8::Problem<TO>& pr) {
             });
         for (int w = 0; w < nh::kWarps; ++w)
           for (int lane = 0; lane < 32; ++lane) rb::store_lane<P>(pr, co, w, lane, acc[w][lane]);
-      }
-  if (pr.splits > 1)
-    for (int64_t i = 0; i < static_cast<int64_t>(pr.n) * pr.c_out * pr.p_count(); ++i) nh::reduce_element(pr, i);
+      });
+  replay_reduce(pr);
+}
+
+// The column-slab variant (mdcn_vec8_slab.cuh) on the CPU: prepare, then the im2col kernel item by item (block by
+// block, warp by warp, lane by lane), then per block the GEMM's own three-stage K loop (pipelined_chunks) with
+// whole-block steps -- every thread's weight and column copies (landing only at the schedule's waits), the products
+// warp by warp -- the epilogue lane by lane, and the split-K reduction.
+template <int BM, int BN, typename TO>
+void emulate_mdcn_vec8_slab(const rrsr::mdcn::vec8::Problem<TO>& pr) {
+  namespace nh = rrsr::mdcn::vec8;
+  namespace sl = rrsr::mdcn::vec8::slab;
+  using Tl = nh::Tiling<BM, BN, sl::kStages>;
+  const rrsr::cuda::host::DeferCopies defer;
+  replay_prepare(pr);
+  const int64_t slab_elems = static_cast<int64_t>(pr.n) * pr.group * pr.p_count() * pr.chunks * nh::kKc;
+  for (int64_t i = 0; i < slab_elems; ++i) pr.slab[i] = __float2half_rn(1e4f);  // every element must be written
+  for (int z = 0; z < pr.n * pr.group; ++z)
+    for (int chunk = 0; chunk < pr.chunks; ++chunk)
+      for (int64_t bx = 0; bx < (pr.p_count() + 63) / 64; ++bx)
+        for (int t = 0; t < nh::kThreads; ++t) sl::im2col_item(pr, static_cast<int>(bx), chunk, z, t / 32, t % 32);
+  std::vector<unsigned char> smem(Tl::kSmemFixed);
+  __half* a = reinterpret_cast<__half*>(smem.data());
+  __half* b = a + sl::kStages * BM * nh::kLd;
+  float* scratch = reinterpret_cast<float*>(b + sl::kStages * BN * nh::kLd);
+  static rrsr::cuda::MmaAcc acc[nh::kWarps][Tl::kFragsM][Tl::kFragsN];
+  for_each_block<BM, BN>(pr, [&](const nh::Coord& co, int c_begin, int c_end) {
+        for (auto& w : acc)
+          for (auto& r : w)
+            for (auto& f : r) rrsr::cuda::mma_zero(f);
+        nh::pipelined_chunks<sl::kStages>(
+            c_begin, c_end,
+            [&](int c, int buf, int) {
+              for (int t = 0; t < nh::kThreads; ++t) {
+                nh::load_weights<BM>(pr, nh::weight_cursor<BM>(pr, co, t), c, a + buf * BM * nh::kLd);
+                sl::load_columns<BN>(pr, co, c, t, b + buf * BN * nh::kLd);
+              }
+              rrsr::cuda::cp_async_commit();
+            },
+            [&](int buf) {
+              for (int w = 0; w < nh::kWarps; ++w)
+                nh::multiply_chunk<BM, BN>(a + buf * BM * nh::kLd, b + buf * BN * nh::kLd, w, acc[w]);
+            },
+            [&](int, int) {});
+        replay_write_accumulators<BM, BN>(pr, co, acc, scratch);
+      });
+  replay_reduce(pr);
 }
 
 // Tile chosen as forward_cuda would (rrsr::mdcn::TileChoice), on the workspace it would get.
@@ -270,7 +343,12 @@ int emulate_mdcn_vec8(const rrsr::mdcn::Shape& s, const void* x, const void* w, 
     std::fprintf(stderr, "the vec8 kernel needs channel counts that are multiples of 8\n");
     return 2;
   }
-  const nh::WorkspaceLayout l = nh::workspace_layout(g, s.n);
+  const bool slab = tile.variant == rrsr::mdcn::Variant::kColumnSlab;
+  const nh::WorkspaceLayout l = nh::workspace_layout(g, s.n, slab);
+  if (slab && !l.has_slab) {
+    std::fprintf(stderr, "the column slab of this shape exceeds the variant's limit\n");
+    return 2;
+  }
   std::vector<unsigned char> ws(l.total + 16);
   if (tile.splits > l.max_splits) {
     std::fprintf(stderr, "%d splits exceed the %d the workspace reserves for this shape\n", tile.splits,
@@ -284,6 +362,16 @@ int emulate_mdcn_vec8(const rrsr::mdcn::Shape& s, const void* x, const void* w, 
     if (tile.bm == 64 && tile.bn == nh::regb::Tiling<4>::kBN) return emulate_mdcn_vec8_regb<4>(pr), 0;
     std::fprintf(stderr, "bad register-B tile %dx%d\n", tile.bm, tile.bn);
     return 2;
+  }
+  if (slab) {
+    switch (tile.bm * 1000 + tile.bn) {
+      case 64064: emulate_mdcn_vec8_slab<64, 64>(pr); return 0;
+      case 64128: emulate_mdcn_vec8_slab<64, 128>(pr); return 0;
+      case 128064: emulate_mdcn_vec8_slab<128, 64>(pr); return 0;
+      case 128128: emulate_mdcn_vec8_slab<128, 128>(pr); return 0;
+      case 256064: emulate_mdcn_vec8_slab<256, 64>(pr); return 0;
+      default: std::fprintf(stderr, "bad tile %dx%d\n", tile.bm, tile.bn); return 2;
+    }
   }
   const bool three = tile.stages == 3;
   switch (tile.bm * 1000 + tile.bn) {
@@ -300,7 +388,7 @@ rrsr::mdcn::TileChoice g_tile;  // mdcn_vec8's tile (argv)
 
 // `variants`: for RRSR's three stages (C = C_out = 64, 128, 256, offset_group 8) at 160 x 160 and 40 x 40 and a few
 // SM counts, the launcher's own configuration and each Variant applied to it (vec8::with_variant), one line each:
-//   <channels> <size> <sms> <variant> <bm> <bn> <splits> <regb> <stages> <min_blocks> <has_kernel>
+//   <channels> <size> <sms> <variant> <bm> <bn> <splits> <regb> <stages> <min_blocks> <slab> <has_kernel>
 // and the variants cuda_variants offers: "offered <channels> <fp16, all> | <fp32, all> | <fp16, GPU-verified only>".
 int variants_main() {
   namespace nh = rrsr::mdcn::vec8;
@@ -312,10 +400,11 @@ int variants_main() {
       const rrsr::mdcn::Geometry g = rrsr::mdcn::make_geometry(sz);
       for (int sms : {16, 132}) {
         const nh::Config base = nh::pick_config(g, sz.n, sms, nh::workspace_layout(g, sz.n).max_splits);
-        for (int v = 0; v <= 3; ++v) {
-          const nh::Config c = nh::with_variant(base, static_cast<rrsr::mdcn::Variant>(v));
-          std::printf("%d %d %d %d %d %d %d %d %d %d %d\n", ch, size, sms, v, c.bm, c.bn, c.splits, c.regb ? 1 : 0,
-                      c.stages, c.min_blocks, nh::has_kernel(c) ? 1 : 0);
+        const bool slab_room = nh::workspace_layout(g, sz.n, true).has_slab;
+        for (int v = 0; v <= 4; ++v) {
+          const nh::Config c = nh::with_variant(base, static_cast<rrsr::mdcn::Variant>(v), slab_room);
+          std::printf("%d %d %d %d %d %d %d %d %d %d %d %d\n", ch, size, sms, v, c.bm, c.bn, c.splits, c.regb ? 1 : 0,
+                      c.stages, c.min_blocks, c.slab ? 1 : 0, nh::has_kernel(c) ? 1 : 0);
         }
       }
     }
@@ -458,7 +547,7 @@ int main(int argc, char** argv) {
   if (argc == 2 && std::string(argv[1]) == "variants") return variants_main();
   if (argc != 3 && !((argc == 6 || argc == 7) && std::string(argv[1]) == "mdcn_vec8")) {
     std::fprintf(stderr,
-                 "usage: %s mdcn|mdcn_tc|ras <dir> | mdcn_vec8 <dir> <bm> <bn> <splits> [regb|stages3] | variants\n",
+                 "usage: %s mdcn|mdcn_tc|ras <dir> | mdcn_vec8 <dir> <bm> <bn> <splits> [regb|stages3|slab] | variants\n",
                  argv[0]);
     return 2;
   }
@@ -470,12 +559,13 @@ int main(int argc, char** argv) {
     g_tile.bn = std::atoi(argv[4]);
     g_tile.splits = std::atoi(argv[5]);
     const std::string variant = argc == 7 ? argv[6] : "";
-    if (!variant.empty() && variant != "regb" && variant != "stages3") {
-      std::fprintf(stderr, "unknown variant %s (regb or stages3)\n", variant.c_str());
+    if (!variant.empty() && variant != "regb" && variant != "stages3" && variant != "slab") {
+      std::fprintf(stderr, "unknown variant %s (regb, stages3 or slab)\n", variant.c_str());
       return 2;
     }
     g_tile.regb = variant == "regb";
     g_tile.stages = variant == "stages3" ? 3 : 2;
+    if (variant == "slab") g_tile.variant = rrsr::mdcn::Variant::kColumnSlab;
     return mdcn_main(dir, true, true);
   }
   if (op == "ras") return ras_main(dir);

@@ -140,6 +140,12 @@ STAGE3_TILES = [(64, 64, 1, "stages3"), (64, 128, 1, "stages3"), (128, 64, 1, "s
 VEC8_PARAMS += [(c, STAGE3_TILES[0], "fp16_fp32off") for c in MDCN_VEC8_CASES]
 VEC8_PARAMS += [(MDCN_VEC8_CASES[0], t, "fp16_fp32off") for t in STAGE3_TILES[1:]]
 VEC8_PARAMS += [(MDCN_VEC8_CASES[1], t, "fp16_fp16off") for t in STAGE3_TILES[5:]]
+# the column-slab variant: im2col into the workspace, then the GEMM over it; every geometry, every tile, splits
+SLAB_TILES = [(64, 64, 1, "slab"), (64, 128, 1, "slab"), (128, 64, 1, "slab"), (128, 128, 1, "slab"),
+              (256, 64, 1, "slab"), (64, 64, 3, "slab"), (128, 64, 4, "slab")]
+VEC8_PARAMS += [(c, SLAB_TILES[0], "fp16_fp32off") for c in MDCN_VEC8_CASES]
+VEC8_PARAMS += [(MDCN_VEC8_CASES[0], t, "fp16_fp32off") for t in SLAB_TILES[1:]]
+VEC8_PARAMS += [(MDCN_VEC8_CASES[1], t, "fp16_fp16off") for t in SLAB_TILES[5:]]
 
 
 @pytest.mark.parametrize("case, tile, types", VEC8_PARAMS,
@@ -167,11 +173,11 @@ def test_cuda_mdcn_variants_apply_where_they_can(host_check):
             fp16, fp32, verified = line.split(" ", 2)[2].split("|")
             offered[int(f[1])] = (fp16.split(), fp32.split(), verified.split())
         elif f:
-            ch, size, sms, v, bm, bn, splits, regb, stages, min_blocks, ok = map(int, f)
+            ch, size, sms, v, bm, bn, splits, regb, stages, min_blocks, slab, ok = map(int, f)
             rows[ch, size, sms, v] = dict(bm=bm, bn=bn, splits=splits, regb=regb, stages=stages, min_blocks=min_blocks,
-                                    ok=ok)
+                                          slab=slab, ok=ok)
     # all variants that can differ, none for FP32; GPU-verified ones only by default (none has run on a GPU yet)
-    assert offered == {64: (["1", "2"], [], []), 128: (["1"], [], []), 256: (["1", "3"], [], [])}
+    assert offered == {64: (["1", "2", "4"], [], []), 128: (["1", "4"], [], []), 256: (["1", "3", "4"], [], [])}
     for (ch, size, sms, v), c in rows.items():
         base = rows[ch, size, sms, 0]
         assert c["ok"] == 1, (ch, size, sms, v, c)
@@ -183,8 +189,13 @@ def test_cuda_mdcn_variants_apply_where_they_can(host_check):
                                else set()), (ch, size, sms, c, base)
         elif v == 3:  # two blocks per SM on the 256x64 tile, else the default
             assert changed == ({"min_blocks"} if (base["bm"], base["bn"]) == (256, 64) else set()), (ch, size, c)
+        elif v == 4:  # the column slab where it fits its 32 MiB limit (every stage at 40x40, only 64 channels at
+            # 160x160: 29.5 MB), else the default
+            slab_bytes = size * size * -(-ch * 9 // 32) * 32 * 2
+            assert changed == ({"slab"} if slab_bytes <= 32 << 20 else set()), (ch, size, sms, c)
     assert rows[64, 160, 132, 2]["regb"] == 1 and rows[256, 160, 132, 3]["min_blocks"] == 2  # RRSR's 160x160
     assert rows[64, 40, 132, 0]["bn"] == 64 and rows[64, 40, 132, 2]["bn"] == 128  # small grid: regb's own tile
+    assert rows[64, 160, 132, 4]["slab"] == 1 and rows[128, 160, 132, 4]["slab"] == 0
     assert rows[256, 40, 132, 0]["bm"] == 128 and rows[256, 40, 132, 3] == rows[256, 40, 132, 0]  # not 256x64
 
 

@@ -55,6 +55,8 @@ enum class Variant : int {
   kThreeStage = 1,       // the octet kernel's three-stage K pipeline, on the tile and splits it picks
   kRegisterB = 2,        // the register-B variant (64 x 128 pixels) where the kernel picks a 64-row tile
   kTwoBlocksPerSm = 3,   // its 256 x 64 tile with registers capped for two blocks per SM, where it picks that tile
+  kColumnSlab = 4,       // every column sampled first into the workspace, then a plain GEMM, where the workspace
+                         // holds the columns (cuda_workspace_bytes with this variant: small problems only)
 };
 
 // Whether variant v has passed the GPU tests (tests/gpu through scripts/gpu_check.sh) on real hardware. A variant
@@ -85,12 +87,15 @@ struct TileChoice {
 // small to fill the GPU, FP32 partial sums of up to 4 K splits (4*n*c_out*h_out*w_out floats). Sizes only grow
 // with the shape, except the partial sums: a host that sizes the scratch for its largest shape still runs smaller
 // ones (unsplit where the partial sums do not fit).
-size_t cuda_workspace_bytes(const Shape& s, DType t, DType t_offset, Algo algo = Algo::kAuto);
+// `variant` kColumnSlab adds the column slab where it is small enough (its variant runs only with that room; the
+// others need nothing extra).
+size_t cuda_workspace_bytes(const Shape& s, DType t, DType t_offset, Algo algo = Algo::kAuto,
+                            Variant variant = Variant::kDefault);
 // Scratch enough for every shape from `smallest` to `largest` (same channels and attributes; e.g. a TensorRT
-// profile's min and max): cuda_workspace_bytes(s) <= this for each s between. Hosts that allocate once for a range
-// of shapes ask this, then pass cuda_workspace_bytes(s) of the shape at hand.
+// profile's min and max): cuda_workspace_bytes(s) <= this for each s between (with the same variant). Hosts that
+// allocate once for a range of shapes ask this, then pass cuda_workspace_bytes(s) of the shape at hand.
 size_t cuda_workspace_bytes(const Shape& smallest, const Shape& largest, DType t, DType t_offset,
-                            Algo algo = Algo::kAuto);
+                            Algo algo = Algo::kAuto, Variant variant = Variant::kDefault);
 
 // CUDA kernels (built only with RRSR_WITH_CUDA); pointers are device pointers, stream is a cudaStream_t; workspace
 // holds workspace_bytes (at least cuda_workspace_bytes() of the same arguments; may be null when that is 0).

@@ -14,7 +14,7 @@
 #include "geometry.cuh"
 #include "launch.h"
 #include "mdcn_vec8.cuh"
-#include "mdcn_vec8_regb.cuh"
+#include "mdcn_vec8_variants.cuh"
 #include "mdcn_tc.cuh"
 
 namespace rrsr {
@@ -151,6 +151,7 @@ vec8::Problem<TO> make_vec8_problem(const Shape& s, const Geometry& g, const vec
   q.xh = reinterpret_cast<__half*>(ws + l.xh);
   q.wr = reinterpret_cast<__half*>(ws + l.wr);
   q.partial = l.max_splits > 1 ? reinterpret_cast<float*>(ws + l.partial) : nullptr;
+  q.slab = l.has_slab ? reinterpret_cast<__half*>(ws + l.slab) : nullptr;
   q.off = static_cast<const TO*>(offset);
   q.mask = static_cast<const TO*>(mask);
   q.bias = static_cast<const __half*>(bias);
@@ -163,14 +164,16 @@ int launch_vec8(const Shape& s, const void* x, const void* weight, const void* o
                 const void* mask, void* y, void* workspace, size_t workspace_bytes, cudaStream_t stream,
                 const TileChoice* tile) {
   const Geometry g = make_geometry(s);
-  const vec8::WorkspaceLayout l = vec8::workspace_layout(g, s.n);
+  const bool want_slab = tile && tile->variant == Variant::kColumnSlab;
+  vec8::WorkspaceLayout l = vec8::workspace_layout(g, s.n, want_slab);
   if (workspace == nullptr || workspace_bytes < l.partial) return kErrWorkspaceTooSmall;
-  const int64_t max_splits = workspace_bytes >= l.total ? l.max_splits : 1;
+  if (l.has_slab && workspace_bytes < l.total) l = vec8::workspace_layout(g, s.n);  // no room: the default runs
+  const int64_t max_splits = workspace_bytes >= l.slab ? l.max_splits : 1;
   cuda::DeviceInfo dev;
   cudaError_t err = cuda::current_device_info(dev);
   if (err != cudaSuccess) return static_cast<int>(err);
   vec8::Config cfg = vec8::pick_config(g, s.n, dev.sms, max_splits);
-  if (tile) cfg = vec8::with_variant(cfg, tile->variant);
+  if (tile) cfg = vec8::with_variant(cfg, tile->variant, l.has_slab);
   if (tile && (tile->bm || tile->bn || tile->regb)) {
     cfg.regb = tile->regb != 0;
     cfg.bm = tile->bm;
@@ -188,7 +191,8 @@ int launch_vec8(const Shape& s, const void* x, const void* weight, const void* o
       make_vec8_problem<TO>(s, g, l, cfg.splits, cfg.regb, x, weight, offset, bias, mask, y, workspace);
   err = vec8::launch_prepare(q, stream);
   if (err == cudaSuccess)
-    err = cfg.regb ? vec8::regb::launch_gemm(q, cfg, stream) : vec8::launch_gemm_smem(q, cfg, stream);
+    err = cfg.slab ? vec8::slab::launch(q, cfg, stream)
+                   : (cfg.regb ? vec8::regb::launch_gemm(q, cfg, stream) : vec8::launch_gemm_smem(q, cfg, stream));
   if (err == cudaSuccess && q.splits > 1) err = vec8::launch_reduce(q, stream);
   return static_cast<int>(err);
 }
@@ -215,6 +219,7 @@ bool variant_verified(Variant v) {
     case Variant::kThreeStage: return false;
     case Variant::kRegisterB: return false;
     case Variant::kTwoBlocksPerSm: return false;
+    case Variant::kColumnSlab: return false;
   }
   return false;
 }
@@ -225,11 +230,12 @@ int cuda_variants(const Shape& s, DType t, DType /*t_offset*/, Variant* out, int
   if (t != DType::kFloat16 || check_shape(s) != kOk || !fits_int(s)) return 0;
   const Geometry g = make_geometry(s);
   if (g.cin_g % vec8::kVec != 0 || g.ch_per_og % vec8::kVec != 0 || g.c % vec8::kVec != 0) return 0;
-  Variant all[3];
+  Variant all[4];
   int n = 0;
   all[n++] = Variant::kThreeStage;
   if (g.cout_g <= vec8::regb::kBM) all[n++] = Variant::kRegisterB;      // pick_config's 64-row tiles
   if (g.cout_g > 128) all[n++] = Variant::kTwoBlocksPerSm;              // its 256-row tiles
+  all[n++] = Variant::kColumnSlab;                                      // where the slab fits the workspace
   int kept = 0;
   for (int i = 0; i < n; ++i)
     if (unverified_too || variant_verified(all[i])) {
@@ -239,20 +245,23 @@ int cuda_variants(const Shape& s, DType t, DType /*t_offset*/, Variant* out, int
   return kept;
 }
 
-size_t cuda_workspace_bytes(const Shape& s, DType t, DType /*t_offset*/, Algo algo) {
+size_t cuda_workspace_bytes(const Shape& s, DType t, DType /*t_offset*/, Algo algo, Variant variant) {
   if (check_shape(s) != kOk || s.n == 0 || !fits_int(s) || !uses_vec8(s, t, algo)) return 0;
-  return vec8::workspace_layout(make_geometry(s), s.n).total;
+  return vec8::workspace_layout(make_geometry(s), s.n, variant == Variant::kColumnSlab).total;
 }
 
-size_t cuda_workspace_bytes(const Shape& smallest, const Shape& largest, DType t, DType t_offset, Algo algo) {
-  const size_t hi = cuda_workspace_bytes(largest, t, t_offset, algo);
+size_t cuda_workspace_bytes(const Shape& smallest, const Shape& largest, DType t, DType t_offset, Algo algo,
+                            Variant variant) {
+  const size_t hi = cuda_workspace_bytes(largest, t, t_offset, algo, variant);
   if (hi == 0 || cuda_workspace_bytes(smallest, t, t_offset, algo) == 0) return hi;
   const Geometry g = make_geometry(largest);
-  const vec8::WorkspaceLayout l = vec8::workspace_layout(g, largest.n);
-  // shapes in between may be split-eligible although `largest` is not: reserve the most any of them can use
+  const vec8::WorkspaceLayout l = vec8::workspace_layout(g, largest.n, variant == Variant::kColumnSlab);
+  // shapes in between may be split-eligible although `largest` is not: reserve the most any of them can use (the
+  // slab grows with the shape: `largest`'s is the most)
   const bool small_min = vec8::workspace_layout(make_geometry(smallest), smallest.n).max_splits > 1;
   const size_t partial = small_min ? vec8::max_partial_bytes(g) : 0;
-  return hi > l.partial + partial ? hi : l.partial + partial;
+  const size_t need = vec8::align_up(l.partial + partial) + (l.has_slab ? vec8::slab_bytes(g, largest.n) : 0);
+  return hi > need ? hi : need;
 }
 
 int forward_cuda(const Shape& s, DType t, DType t_offset, const void* x, const void* weight, const void* offset,

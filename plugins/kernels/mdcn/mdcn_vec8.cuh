@@ -106,16 +106,19 @@ struct Problem : Geometry {
   __half* __restrict__ xh;          // workspace: [n][c / 8][h][w][8] (channel octets, 16 bytes per pixel)
   __half* __restrict__ wr;          // workspace: [group][cout_g][K'] (reorder_weight) or fragment-ordered
   float* __restrict__ partial;      // workspace: [splits][n][c_out][hw_out] (splits > 1)
+  __half* __restrict__ slab;        // workspace: [n * group][hw_out][chunks * kKc] (the column-slab variant only)
   const TO* __restrict__ off;
   const TO* __restrict__ mask;      // may be null
   const __half* __restrict__ bias;  // may be null
   __half* __restrict__ y;
 };
 
-// Workspace layout: xh, wr, then (split-K) the partial sums.
+// Workspace layout: xh, wr, then (split-K) the partial sums, then (when asked for and small enough) the column
+// slab of the column-slab variant (mdcn_vec8_slab.cuh).
 struct WorkspaceLayout {
-  size_t xh, wr, partial, total;  // byte offsets of each part; total bytes
-  int64_t max_splits;             // partial sums reserved for this many splits (1 = none)
+  size_t xh, wr, partial, slab, total;  // byte offsets of each part; total bytes
+  int64_t max_splits;                   // partial sums reserved for this many splits (1 = none)
+  bool has_slab;                        // the slab is part of `total`
 };
 
 inline int64_t blocks_for(const Geometry& g, int64_t n, int bm, int bn) {
@@ -134,16 +137,24 @@ inline size_t frag_weight_elements(const Geometry& g) {
   return static_cast<size_t>(g.group) * frag_row_tiles(g) * chunk_count(g) * kFragBlock;
 }
 
-inline WorkspaceLayout workspace_layout(const Geometry& g, int64_t n) {
+// The column slab of a problem: every (pixel, K' chunk) column of every image and group, FP16.
+inline size_t slab_bytes(const Geometry& g, int64_t n) {
+  return static_cast<size_t>(n) * g.group * g.p_count() * chunk_count(g) * kKc * sizeof(__half);
+}
+constexpr size_t kMaxSlabBytes = size_t{32} << 20;  // the column-slab variant runs only below this (RRSR's small stages)
+
+inline WorkspaceLayout workspace_layout(const Geometry& g, int64_t n, bool want_slab = false) {
   WorkspaceLayout l{};
   l.xh = 0;
   l.wr = align_up(static_cast<size_t>(n) * g.c * g.h * g.w * sizeof(__half));
   const size_t plain = static_cast<size_t>(g.c_out) * g.cin_g * g.taps, frag = frag_weight_elements(g);
   l.partial = l.wr + align_up((plain > frag ? plain : frag) * sizeof(__half));
   l.max_splits = blocks_for(g, n, 64, 64) < kSplitBlocks ? kMaxSplits : 1;
-  l.total = l.partial + (l.max_splits > 1 ? static_cast<size_t>(l.max_splits) * n * g.c_out * g.p_count() *
-                                                sizeof(float)
-                                          : 0);
+  l.slab = align_up(l.partial + (l.max_splits > 1 ? static_cast<size_t>(l.max_splits) * n * g.c_out * g.p_count() *
+                                                        sizeof(float)
+                                                  : 0));
+  l.has_slab = want_slab && slab_bytes(g, n) <= kMaxSlabBytes;
+  l.total = l.slab + (l.has_slab ? slab_bytes(g, n) : 0);
   return l;
 }
 
@@ -158,6 +169,7 @@ inline size_t max_partial_bytes(const Geometry& g) {
 struct Config {
   int bm, bn, splits;
   bool regb;   // the register-B variant (mdcn_vec8_regb.cuh) instead of the shared-memory column tile
+  bool slab;   // the column-slab variant (mdcn_vec8_slab.cuh): im2col into the workspace, then a plain GEMM
   int stages;  // K-loop pipeline depth of the shared-memory kernel (pipelined_chunks): 2 or 3
   // resident blocks per SM its registers are capped for; 0 = the tile's rule (Tiling::kMinBlocks). The one variant:
   // 256x64 with two stages at 2 (126 registers instead of 177, no spills: twice the warps per SM)
@@ -175,7 +187,7 @@ inline bool supported_tile(int bm, int bn) {
 // below half a wave, split K (within the workspace's reservation, >= 16 chunks per split: shorter splits lost
 // more to their prologue and the reduction than they gained in parallelism).
 inline Config pick_config(const Geometry& g, int64_t n, int sm_count, int64_t max_splits) {
-  Config c{g.cout_g <= 64 ? 64 : (g.cout_g <= 128 ? 128 : 256), 64, 1, false, 2, 0};
+  Config c{g.cout_g <= 64 ? 64 : (g.cout_g <= 128 ? 128 : 256), 64, 1, false, false, 2, 0};
   if (c.bm == 64) c.bn = 128;
   const int64_t want = sm_count;
   if (blocks_for(g, n, c.bm, c.bn) < want && c.bn == 128) c.bn = 64;
@@ -293,17 +305,20 @@ struct Coord {
 // octet's plane in xh (in 16-byte pixels, within an image), tap row * dilation << 16 | tap column * dilation}.
 // Element indices, not channels: a gather item then needs no multiply to find its operands.
 template <typename TO>
-__host__ __device__ __forceinline__ void build_table(const Problem<TO>& pr, const Coord& co, int tid, int4* table) {
+__host__ __device__ __forceinline__ int4 table_entry(const Problem<TO>& pr, int group, int kv) {
   const int hw_out = static_cast<int>(pr.p_count());  // supports(): 2 * offset_group * taps * hw_out < 2^31
   const int plane = pr.h * pr.w;                     // and c * h * w < 2^31
-  for (int kv = tid; kv < pr.k_total / kVec; kv += kThreads) {
-    int tap, octet;
-    octet_slot(pr, kv, tap, octet);
-    const int gch = co.g * pr.cin_g + octet * kVec;
-    const int og = gch / pr.ch_per_og;
-    table[kv] = make_int4(offset_channel(og, tap, pr.taps, 0) * hw_out, mask_channel(og, tap, pr.taps) * hw_out,
-                          (gch / kVec) * plane, ((tap / pr.kw) * pr.dil_h) << 16 | ((tap % pr.kw) * pr.dil_w));
-  }
+  int tap, octet;
+  octet_slot(pr, kv, tap, octet);
+  const int gch = group * pr.cin_g + octet * kVec;
+  const int og = gch / pr.ch_per_og;
+  return make_int4(offset_channel(og, tap, pr.taps, 0) * hw_out, mask_channel(og, tap, pr.taps) * hw_out,
+                   (gch / kVec) * plane, ((tap / pr.kw) * pr.dil_h) << 16 | ((tap % pr.kw) * pr.dil_w));
+}
+
+template <typename TO>
+__host__ __device__ __forceinline__ void build_table(const Problem<TO>& pr, const Coord& co, int tid, int4* table) {
+  for (int kv = tid; kv < pr.k_total / kVec; kv += kThreads) table[kv] = table_entry(pr, co.g, kv);
 }
 
 // A thread's output pixel and what of it stays fixed over the K loop (kThreads % BN == 0).
@@ -537,6 +552,22 @@ __host__ __device__ __forceinline__ void write_tile(const Problem<TO>& pr, const
                scratch + r * kMmaTile + c8);
 }
 
+// Phase e for the whole warp: each accumulator tile through the warp's scratch (`mine`, 16 x 16 floats) to
+// write_tile.
+template <int BM, int BN, int FM, int FN, typename TO>
+__device__ __forceinline__ void write_accumulators(const Problem<TO>& pr, const Coord& co, int wid, int lane,
+                                                   MmaAcc (&acc)[FM][FN], float* mine) {
+RRSR_UNROLL
+  for (int fm = 0; fm < FM; ++fm)
+RRSR_UNROLL
+    for (int fn = 0; fn < FN; ++fn) {
+      cuda::mma_store(acc[fm][fn], mine, kMmaTile);
+      __syncwarp();
+      write_tile<BM, BN>(pr, co, wid, fm, fn, mine, lane);
+      __syncwarp();
+    }
+}
+
 template <int BM, typename TO>
 __host__ __device__ __forceinline__ Coord coord_of(const Problem<TO>& pr, int bx, int by, int bz, int bn) {
   return Coord{bz / pr.group, bz % pr.group, (by / pr.splits) * BM, static_cast<int64_t>(bx) * bn, by % pr.splits};
@@ -666,16 +697,7 @@ RRSR_UNROLL
           blend_store(gr[set][j], wid * Tl::kItems + j, li, b_buf + buf * BN * kLd);
       });
 
-  float* mine = scratch + wid * kMmaTile * kMmaTile;
-RRSR_UNROLL
-  for (int fm = 0; fm < Tl::kFragsM; ++fm)
-RRSR_UNROLL
-    for (int fn = 0; fn < Tl::kFragsN; ++fn) {
-      cuda::mma_store(acc[fm][fn], mine, kMmaTile);
-      __syncwarp();
-      write_tile<BM, BN>(pr, co, wid, fm, fn, mine, lane);
-      __syncwarp();
-    }
+  write_accumulators<BM, BN>(pr, co, wid, lane, acc, scratch + wid * kMmaTile * kMmaTile);
 }
 
 // ---------------------------------------------------------------------------------------------------------------

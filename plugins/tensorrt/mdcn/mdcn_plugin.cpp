@@ -174,9 +174,11 @@ int32_t MdcnPlugin::configurePlugin(nvinfer1::DynamicPluginTensorDesc const* in,
     if (policy != TacticPolicy::kNone && in[0].max.nbDims == 4 && in[1].max.nbDims == 4 && out[0].max.nbDims == 4 &&
         to_dtype(in[0].desc.type, &t) && to_dtype(in[2].desc.type, &t_off)) {
       mdcn::Variant v[8];
-      const int nv = mdcn::cuda_variants(kernel_shape(in[0].max, in[1].max, out[0].max), t, t_off, v, 8,
-                                         policy == TacticPolicy::kAll);
-      for (int i = 0; i < nv && i < 8; ++i) tactics_.push_back(static_cast<int32_t>(v[i]));
+      const mdcn::Shape hi = kernel_shape(in[0].max, in[1].max, out[0].max);
+      const int nv = mdcn::cuda_variants(hi, t, t_off, v, 8, policy == TacticPolicy::kAll);
+      for (int i = 0; i < nv && i < 8; ++i)
+        if (v[i] != mdcn::Variant::kColumnSlab || slab_fits(hi, t, t_off))  // its workspace: getWorkspaceSize
+          tactics_.push_back(static_cast<int32_t>(v[i]));
     }
     return err;
   });
@@ -191,6 +193,18 @@ MdcnPlugin::TacticPolicy MdcnPlugin::tactic_policy() {
     log(nvinfer1::ILogger::Severity::kWARNING,
         std::string(sp::kOpType) + ": RRSR_TRT_MDCN_TACTICS='" + v + "' is not one of verified, all, none; using verified");
   return TacticPolicy::kVerified;
+}
+
+// The column slab fits the workspace at shape s (so at every smaller shape of a profile whose largest is s).
+bool MdcnPlugin::slab_fits(const mdcn::Shape& s, DType t, DType t_off) {
+  return mdcn::cuda_workspace_bytes(s, t, t_off, Algo::kAuto, mdcn::Variant::kColumnSlab) >
+         mdcn::cuda_workspace_bytes(s, t, t_off);
+}
+
+bool MdcnPlugin::offers(mdcn::Variant v) const {
+  for (int32_t t : tactics_)
+    if (t == static_cast<int32_t>(v)) return true;
+  return false;
 }
 
 int32_t MdcnPlugin::getValidTactics(int32_t* tactics, int32_t nbTactics) noexcept {
@@ -209,10 +223,11 @@ int32_t MdcnPlugin::setTactic(int32_t tactic) noexcept {
     case mdcn::Variant::kThreeStage:
     case mdcn::Variant::kRegisterB:
     case mdcn::Variant::kTwoBlocksPerSm:
+    case mdcn::Variant::kColumnSlab:
       variant_ = static_cast<mdcn::Variant>(tactic);
       return 0;
   }
-  report("setTactic: unknown tactic " + std::to_string(tactic) + " (0 to 3: mdcn::Variant)");
+  report("setTactic: unknown tactic " + std::to_string(tactic) + " (0 to 4: mdcn::Variant)");
   return 1;
 }
 
@@ -327,7 +342,9 @@ size_t MdcnPlugin::getWorkspaceSize(nvinfer1::DynamicPluginTensorDesc const* inp
     if (mdcn::check_shape(lo) != kOk || mdcn::check_shape(hi) != kOk) return 0;
     DType t, t_off;
     if (!to_dtype(inputs[0].desc.type, &t) || !to_dtype(inputs[2].desc.type, &t_off)) return 0;
-    return mdcn::cuda_workspace_bytes(lo, hi, t, t_off);
+    // the column slab too when its tactic is offered (configurePlugin), so that tactic can run every shape
+    const mdcn::Variant v = offers(mdcn::Variant::kColumnSlab) ? mdcn::Variant::kColumnSlab : mdcn::Variant::kDefault;
+    return mdcn::cuda_workspace_bytes(lo, hi, t, t_off, Algo::kAuto, v);
   } catch (...) {
     return 0;
   }
@@ -372,8 +389,9 @@ int32_t MdcnPlugin::enqueue(nvinfer1::PluginTensorDesc const* inputDesc, nvinfer
       else mask = inputs[3];
     }
     if (nb_inputs_ == 5) mask = inputs[4];
-    // getWorkspaceSize gave at least this for every shape of the profile
-    const size_t bytes = mdcn::cuda_workspace_bytes(s, t, t_off);
+    // getWorkspaceSize gave at least this for every shape of the profile (with the slab when its tactic was
+    // offered, so whenever it can have been chosen)
+    const size_t bytes = mdcn::cuda_workspace_bytes(s, t, t_off, Algo::kAuto, variant_);
     mdcn::TileChoice choice;
     choice.variant = variant_;
     const int code = mdcn::forward_cuda(s, t, t_off, inputs[0], inputs[1], inputs[2], bias, mask, outputs[0],

@@ -231,9 +231,36 @@ void check_mdcn(IPluginCreatorV3One* c) {
       setenv("RRSR_TRT_MDCN_TACTICS", "none", 1);
       check((got = tactics(DataType::kHALF, 64)) == "", "mdcn.tactics_none", got);
       setenv("RRSR_TRT_MDCN_TACTICS", "all", 1);
-      check((got = tactics(DataType::kHALF, 64)) == "1 2 ", "mdcn.tactics_fp16_64_channels", got);
-      check((got = tactics(DataType::kHALF, 128)) == "1 ", "mdcn.tactics_fp16_128_channels", got);
-      check((got = tactics(DataType::kHALF, 256)) == "1 3 ", "mdcn.tactics_fp16_256_channels", got);
+      check((got = tactics(DataType::kHALF, 64)) == "1 2 4 ", "mdcn.tactics_fp16_64_channels", got);
+      check((got = tactics(DataType::kHALF, 128)) == "1 4 ", "mdcn.tactics_fp16_128_channels", got);
+      check((got = tactics(DataType::kHALF, 256)) == "1 3 4 ", "mdcn.tactics_fp16_256_channels", got);
+      {
+        // with the column-slab tactic offered the workspace holds the slab (32 x 32 pixels x 18 chunks x 32 halves
+        // at 64 channels); a profile too large for the slab does not offer it
+        auto io64 = [&](int64_t sz) {
+          return std::vector<DynamicPluginTensorDesc>{
+              dyn(dims({1, 64, sz, sz}), DataType::kHALF), dyn(dims({64, 64, 3, 3}), DataType::kHALF),
+              dyn(dims({1, 144, sz, sz}), DataType::kFLOAT), dyn(dims({64}), DataType::kHALF),
+              dyn(dims({1, 72, sz, sz}), DataType::kFLOAT), dyn(dims({1, 64, sz, sz}), DataType::kHALF)};
+        };
+        auto io = io64(32);
+        tactics(DataType::kHALF, 64);
+        const size_t with_slab = qb->getWorkspaceSize(io.data(), 5, &io[5], 1);
+        setenv("RRSR_TRT_MDCN_TACTICS", "none", 1);
+        tactics(DataType::kHALF, 64);
+        const size_t without = qb->getWorkspaceSize(io.data(), 5, &io[5], 1);
+        check(with_slab >= without + 32 * 32 * 18 * 32 * 2 && with_slab < without + 32 * 32 * 18 * 32 * 2 + 1024,
+              "mdcn.workspace_holds_the_slab_when_offered", std::to_string(with_slab) + " vs " + std::to_string(without));
+        setenv("RRSR_TRT_MDCN_TACTICS", "all", 1);
+        auto big = io64(256);  // 256 x 256 x 18 x 32 halves: 72 MiB, past the slab's limit
+        got.clear();
+        if (qb->configurePlugin(big.data(), 5, &big[5], 1) == 0) {
+          std::vector<int32_t> v(static_cast<size_t>(qb->getNbTactics()));
+          if (!v.empty()) qb->getValidTactics(v.data(), static_cast<int32_t>(v.size()));
+          for (int32_t x : v) got += std::to_string(x) + " ";
+        }
+        check(got == "1 2 ", "mdcn.tactics_no_slab_past_its_limit", got);
+      }
       check((got = tactics(DataType::kFLOAT, 64)) == "", "mdcn.tactics_none_for_fp32", got);
       setenv("RRSR_TRT_MDCN_TACTICS", "bogus", 1);
       check((got = tactics(DataType::kHALF, 64)) == "" && g_logger.has(ILogger::Severity::kWARNING, "bogus"),
@@ -248,7 +275,7 @@ void check_mdcn(IPluginCreatorV3One* c) {
       check(id != nullptr && std::string(id) == "strides=1,1;pads=1,1,1,1;dilations=1,1;group=1;offset_group=8",
             "mdcn.timing_cache_id_is_the_attributes", id ? id : "(null)");
       auto* qr = cap<IPluginV3OneRuntime>(q, PluginCapabilityType::kRUNTIME);
-      check(qr != nullptr && qr->setTactic(0) == 0 && qr->setTactic(2) == 0 && qr->setTactic(3) == 0,
+      check(qr != nullptr && qr->setTactic(0) == 0 && qr->setTactic(2) == 0 && qr->setTactic(4) == 0,
             "mdcn.set_tactic_variants", g_logger.last_error());
       check(qr != nullptr && qr->setTactic(7) != 0 && g_logger.last_error().find("setTactic") != std::string::npos &&
                 g_logger.last_error().find(op) != std::string::npos,

@@ -1,0 +1,137 @@
+// The column-slab variant of the octet kernel (Variant::kColumnSlab), for problems whose whole column matrix is
+// small (slab_bytes <= kMaxSlabBytes: RRSR's low-resolution stages). The fused kernel samples a K chunk just before
+// its products, so at these sizes -- few blocks, each with many chunks in sequence -- it mostly waits on gathers.
+// Here the sampling is done first, for every column at once:
+//   2a. im2col: one gather item per thread -- the fused kernel's own (gather_at, blend_pack: FP32 position, weights
+//       and blend, one FP16 rounding), a warp taking 8 pixels x 4 K' octets as there -- into the slab
+//       [n * group][hw_out][chunks * kKc] (K' past k_total written as zeros), so the whole GPU's parallelism hides
+//       the gathers' latency;
+//   2b. gemm: the octet kernel's products and epilogue, both operand tiles copied by cp.async three stages deep
+//       (pipelined_chunks), no gathers in the K loop.
+// Prepare (the octet copy, the weights) and the split-K reduction are the octet kernel's. The slab is the last part
+// of the workspace (workspace_layout(..., want_slab)).
+#pragma once
+
+#include "mdcn_vec8.cuh"
+
+namespace rrsr {
+namespace mdcn {
+namespace vec8 {
+namespace slab {
+
+constexpr int kStages = 3;
+
+// 2a. Gather item (lane of warp wid) of block (bx, chunk, z): pixel bx * 64 + wid * 8 + lane % 8 and K' octet
+// chunk * 4 + lane / 8 of image z / group, group z % group -> its 16 bytes of the slab. Pixels past the plane write
+// nothing (the GEMM zero-fills their rows); octets past K' write zeros.
+template <typename TO>
+__host__ __device__ __forceinline__ void im2col_item(const Problem<TO>& pr, int bx, int chunk, int z, int wid,
+                                                     int lane) {
+  const Coord co{z / pr.group, z % pr.group, 0, 0, 0};
+  const LaneItem li = lane_item(lane);
+  const int64_t pix = static_cast<int64_t>(bx) * 64 + wid * 8 + li.pixel;
+  if (pix >= pr.p_count()) return;
+  const int kv = octet_kv(pr, chunk, li);  // -1 past K'
+  const int4 entry = table_entry(pr, co.g, kv < 0 ? 0 : kv);
+  const int local = kv < 0 ? -1 : 0;       // the item's entry is the one-entry table `entry`
+  const Pixel<TO> px = pixel_at(pr, co, pix);
+  const OffsetRegs o = load_offsets_at(pr, px, &entry, local);
+  Gathered gr;
+  gather_at(pr, px, &entry, local, o, gr);
+  const int64_t row = static_cast<int64_t>(z) * pr.p_count() + pix;
+  *reinterpret_cast<uint4*>(pr.slab + row * (static_cast<int64_t>(pr.chunks) * kKc) +
+                            (static_cast<int64_t>(chunk) * kVecs + li.slot) * kVec) = blend_pack(gr);
+}
+
+template <typename TO>
+__global__ void __launch_bounds__(kThreads) im2col_kernel(const Problem<TO> pr) {
+  const int tid = static_cast<int>(threadIdx.x);
+  im2col_item(pr, static_cast<int>(blockIdx.x), static_cast<int>(blockIdx.y), static_cast<int>(blockIdx.z), tid / 32,
+              tid % 32);
+}
+
+// 2b. Thread tid's share of chunk `chunk`'s column tile: pixel rows pix0 .. pix0 + BN of the slab -> b[BN][kLd] by
+// cp.async, rows past the plane zero-filled.
+template <int BN, typename TO>
+__host__ __device__ __forceinline__ void load_columns(const Problem<TO>& pr, const Coord& co, int chunk, int tid,
+                                                     __half* b) {
+  constexpr int kPieces = BN * kVecs / kThreads;  // 16-byte pieces per thread: 1 (BN 64) or 2 (BN 128)
+  static_assert(kPieces >= 1 && BN * kVecs % kThreads == 0, "every thread copies the same number of pieces");
+  const int64_t k_pad = static_cast<int64_t>(pr.chunks) * kKc;
+  const int64_t z = static_cast<int64_t>(co.n) * pr.group + co.g;
+  const int vec = tid % kVecs;
+RRSR_UNROLL
+  for (int i = 0; i < kPieces; ++i) {
+    const int r = tid / kVecs + i * (kThreads / kVecs);
+    const int64_t pix = co.pix0 + r;
+    const bool valid = pix < pr.p_count();
+    const __half* src = pr.slab + (z * pr.p_count() + (valid ? pix : 0)) * k_pad + chunk * kKc + vec * kVec;
+    cuda::cp_async16(b + r * kLd + vec * kVec, src, valid);
+  }
+}
+
+template <int BM, int BN, typename TO>
+__global__ void __launch_bounds__(kThreads, Tiling<BM, BN, kStages>::kMinBlocks) gemm_slab_kernel(const Problem<TO> pr) {
+  using Tl = Tiling<BM, BN, kStages>;
+  extern __shared__ __align__(128) unsigned char smem[];
+  __half* a_buf = reinterpret_cast<__half*>(smem);  // [kStages][BM][kLd]
+  __half* b_buf = a_buf + kStages * BM * kLd;       // [kStages][BN][kLd]
+  float* scratch = reinterpret_cast<float*>(b_buf + kStages * BN * kLd);
+  const Coord co = coord_of<BM>(pr, static_cast<int>(blockIdx.x), static_cast<int>(blockIdx.y),
+                                static_cast<int>(blockIdx.z), BN);
+  const int tid = static_cast<int>(threadIdx.x), wid = tid / 32, lane = tid % 32;
+  const WeightCursor<BM> wc = weight_cursor<BM>(pr, co, tid);
+  const int c_begin = co.split * pr.chunks_per_split;
+  const int c_end = c_begin + pr.chunks_per_split < pr.chunks ? c_begin + pr.chunks_per_split : pr.chunks;
+  MmaAcc acc[Tl::kFragsM][Tl::kFragsN];
+RRSR_UNROLL
+  for (int fm = 0; fm < Tl::kFragsM; ++fm)
+RRSR_UNROLL
+    for (int fn = 0; fn < Tl::kFragsN; ++fn) cuda::mma_zero(acc[fm][fn]);
+  pipelined_chunks<kStages>(
+      c_begin, c_end,
+      [&](int c, int buf, int) {
+        load_weights<BM>(pr, wc, c, a_buf + buf * BM * kLd);
+        load_columns<BN>(pr, co, c, tid, b_buf + buf * BN * kLd);
+        cuda::cp_async_commit();
+      },
+      [&](int buf) { multiply_chunk<BM, BN>(a_buf + buf * BM * kLd, b_buf + buf * BN * kLd, wid, acc); },
+      [&](int, int) {});  // the columns come with the copies
+  write_accumulators<BM, BN>(pr, co, wid, lane, acc, scratch + wid * kMmaTile * kMmaTile);
+}
+
+template <int BM, int BN, typename TO>
+cudaError_t launch_gemm_tile(const Problem<TO>& pr, cudaStream_t stream) {
+  const int64_t gx = (pr.p_count() + BN - 1) / BN;
+  const int64_t gy = (pr.cout_g + BM - 1) / BM * pr.splits;
+  const int64_t gz = static_cast<int64_t>(pr.n) * pr.group;
+  if (gx > 0x7fffffff || gy > 65535 || gz > 65535) return cudaErrorInvalidConfiguration;
+  return cuda::launch_with_smem(gemm_slab_kernel<BM, BN, TO>,
+                                dim3(static_cast<unsigned>(gx), static_cast<unsigned>(gy), static_cast<unsigned>(gz)),
+                                kThreads, Tiling<BM, BN, kStages>::kSmemFixed, stream, pr);
+}
+
+// 2a + 2b (cfg's tile and splits)
+template <typename TO>
+cudaError_t launch(const Problem<TO>& pr, const Config& cfg, cudaStream_t stream) {
+  if (pr.slab == nullptr) return cudaErrorInvalidValue;
+  const int64_t gx = (pr.p_count() + 63) / 64, gz = static_cast<int64_t>(pr.n) * pr.group;
+  if (gx > 0x7fffffff || pr.chunks > 65535 || gz > 65535) return cudaErrorInvalidConfiguration;
+  im2col_kernel<TO><<<dim3(static_cast<unsigned>(gx), static_cast<unsigned>(pr.chunks), static_cast<unsigned>(gz)),
+                      kThreads, 0, stream>>>(pr);
+  cudaError_t err = cudaGetLastError();
+  if (err != cudaSuccess) return err;
+  switch (cfg.bm * 1000 + cfg.bn) {
+    case 64064: return launch_gemm_tile<64, 64>(pr, stream);
+    case 64128: return launch_gemm_tile<64, 128>(pr, stream);
+    case 128064: return launch_gemm_tile<128, 64>(pr, stream);
+    case 128128: return launch_gemm_tile<128, 128>(pr, stream);
+    case 256064: return launch_gemm_tile<256, 64>(pr, stream);
+    default: return cudaErrorInvalidValue;
+  }
+}
+
+}  // namespace slab
+}  // namespace vec8
+}  // namespace mdcn
+}  // namespace rrsr
