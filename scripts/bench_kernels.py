@@ -35,7 +35,7 @@ from rrsr_model.ops.patch_match import patch_match_reference  # noqa: E402
 
 # RRSR's stages, then x16 area, and 64@512^2 (the cuDNN comparison point)
 MDCN_SHAPES = [(256, 40), (128, 80), (64, 160), (256, 160), (128, 320), (64, 640), (64, 512)]
-ALGO = {"auto": 0, "simt": 1, "tensor_core": 2}  # the extension's `algo` argument (rrsr::Algo)
+ALGO = {"auto": 0, "simt": 1, "tensor_core": 2, "fp32_diagonal": 3}  # the extension's `algo` (rrsr::Algo)
 # vec8 tensor-core kernel tiles (bm, bn, splits; 0 = the kernel's choice) for --tiles; a 4th field 1 = its
 # register-B variant (mdcn_vec8_regb.cuh), a 5th field 3 = its three-stage K pipeline (pipelined_chunks), a 6th
 # field 2 = its 256x64 tile capped for two blocks per SM
@@ -323,10 +323,12 @@ def _gap_stats(fi, fr, idx, idx_ref, k=3, chunk=8192):
 def bench_patch_match(ext, budget, iters):
     rows = []
     print("\n== PatchMatch, k=3, 256 channels at the LR size, F_ref same size as F_in ==")
-    print("   ours simt: exact FP32; ours tc: tensor cores on FP16-rounded normalised features (kAuto for FP16 "
-          "inputs); reference: the model's chunked-conv matching in FP32, TF32 off / on (PyTorch's cuDNN default)")
-    print(f"{'LR size':>9} | {'ours simt fp32':>22} | {'ours tc fp16':>22} | {'reference fp32':>22} | "
-          f"{'reference tf32':>22} | {'ref/tc':>6} | tc idx mismatches (worst gap)")
+    print("   ours simt: exact FP32; ours diag: FP32 FMAs over per-pixel correlation tiles summed along diagonals "
+          "(not chosen by kAuto until verified); ours tc: tensor cores on FP16-rounded normalised features (kAuto "
+          "for FP16 inputs); reference: the model's chunked-conv matching in FP32, TF32 off / on (PyTorch's cuDNN "
+          "default)")
+    print(f"{'LR size':>9} | {'ours simt fp32':>22} | {'ours diag fp32':>22} | {'ours tc fp16':>22} | "
+          f"{'reference fp32':>22} | {'reference tf32':>22} | {'ref/tc':>6} | tc idx mismatches (worst gap)")
     prev = {}
     for h, w in PM_SIZES:
         work = float((h - 2) * (w - 2)) ** 2
@@ -345,6 +347,7 @@ def bench_patch_match(ext, budget, iters):
                 torch.backends.cudnn.allow_tf32 = False
 
         for key, fn in (("ours_simt_fp32", lambda: ext.patch_match_forward(fi, fr, 3, algo=ALGO["simt"])),
+                        ("ours_diag_fp32", lambda: ext.patch_match_forward(fi, fr, 3, algo=ALGO["fp32_diagonal"])),
                         ("ours_tc_fp16", lambda: ext.patch_match_forward(fi16, fr16, 3, algo=ALGO["tensor_core"])),
                         ("reference_fp32", lambda: patch_match_reference(fi, fr, 3)),
                         ("reference_tf32", reference_tf32)):
@@ -358,6 +361,10 @@ def bench_patch_match(ext, budget, iters):
             i1, s1 = ext.patch_match_forward(fi, fr, 3, algo=ALGO["simt"])
             row["simt_index_mismatches"], row["simt_worst_gap"] = _gap_stats(fi, fr, i1, i_ref)
             row["simt_score_max_abs_diff"] = (s1 - s_ref).abs().max().item()
+        if i_ref is not None and "ms" in row["ours_diag_fp32"]:
+            i3, s3 = ext.patch_match_forward(fi, fr, 3, algo=ALGO["fp32_diagonal"])
+            row["diag_index_mismatches"], row["diag_worst_gap"] = _gap_stats(fi, fr, i3, i_ref)
+            row["diag_score_max_abs_diff"] = (s3 - s_ref).abs().max().item()
         if i_ref is not None and "ms" in row["ours_tc_fp16"]:
             i_ref16, _ = patch_match_reference(fi16, fr16, 3)  # same FP16-rounded inputs, FP32 math
             i2, _ = ext.patch_match_forward(fi16, fr16, 3, algo=ALGO["tensor_core"])
@@ -368,11 +375,13 @@ def bench_patch_match(ext, budget, iters):
                  if "ms" in row["reference_fp32"] and "ms" in row["ours_tc_fp16"] else "-")
         mism = (f"{row['tc_index_mismatches']} of {row['patches']} ({row['tc_worst_gap']:.2g})"
                 if "tc_index_mismatches" in row else "-")
-        print(f"{h:>4}x{w:<4} | {fmt(row['ours_simt_fp32']):>22} | {fmt(row['ours_tc_fp16']):>22} | "
+        print(f"{h:>4}x{w:<4} | {fmt(row['ours_simt_fp32']):>22} | {fmt(row['ours_diag_fp32']):>22} | "
+              f"{fmt(row['ours_tc_fp16']):>22} | "
               f"{fmt(row['reference_fp32']):>22} | {fmt(row['reference_tf32']):>22} | {ratio:>6} | {mism}", flush=True)
-        if "simt_index_mismatches" in row:
-            print(f"{'':>9}   simt vs reference: {row['simt_index_mismatches']} index mismatches (worst gap "
-                  f"{row['simt_worst_gap']:.2g}), score max abs diff {row['simt_score_max_abs_diff']:.3g}")
+        for kind in ("simt", "diag"):
+            if f"{kind}_index_mismatches" in row:
+                print(f"{'':>9}   {kind} vs reference: {row[f'{kind}_index_mismatches']} index mismatches (worst gap "
+                      f"{row[f'{kind}_worst_gap']:.2g}), score max abs diff {row[f'{kind}_score_max_abs_diff']:.3g}")
     return rows
 
 

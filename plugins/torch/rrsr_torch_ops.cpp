@@ -104,10 +104,12 @@ rrsr::DType to_dtype(const Tensor& t) {
 
 void* current_stream() { return static_cast<void*>(c10::cuda::getCurrentCUDAStream().stream()); }
 
-// 0 = auto, 1 = simt, 2 = tensor core (rrsr::Algo); benchmarks and tests pick one explicitly.
-std::string check_algo(int64_t a, const char* op) {
-  if (a >= 0 && a <= 2) return {};
-  return cat(op, ": algo must be 0 (auto), 1 (simt) or 2 (tensor core), got ", a);
+// 0 = auto, 1 = simt, 2 = tensor core, 3 = FP32 diagonal (PatchMatch only; rrsr::Algo); benchmarks and tests pick
+// one explicitly.
+std::string check_algo(int64_t a, const char* op, bool diagonal = false) {
+  if (a >= 0 && a <= (diagonal ? 3 : 2)) return {};
+  return cat(op, ": algo must be 0 (auto), 1 (simt), 2 (tensor core)", diagonal ? " or 3 (FP32 diagonal)" : "",
+             ", got ", a);
 }
 
 Result mdcn_forward(const Tensor& x, const Tensor& weight, const Tensor& offset, const std::optional<Tensor>& bias,
@@ -260,7 +262,7 @@ Result ras_forward(const Tensor& x, const Tensor& r, const Tensor& weight, const
 
 Result patch_match_forward(const Tensor& f_in, const Tensor& f_ref, int64_t patch_size, int64_t algo) {
   const char* op = "rrsr_torch.patch_match_forward";
-  RRSR_TRY(check_algo(algo, op));
+  RRSR_TRY(check_algo(algo, op, true));
   const rrsr::Algo alg = static_cast<rrsr::Algo>(algo);
   RRSR_TRY(check_tensor(f_in, f_in, op, "f_in"));
   RRSR_TRY(check_tensor(f_ref, f_in, op, "f_ref"));

@@ -9,12 +9,13 @@
 //   in.bin / ref.bin: float32 NCHW (fp16 = 1: rounded to FP16 and run as __half inputs); out.bin: int32 index then
 //   float32 score, each [n][h - k + 1][w - k + 1]. splits overrides the kernel's z-split count (0 / absent: its own);
 //   variant 1 / 2 picks tc_match_kernel / tc2_match_kernel (absent: 2 when the padded channels are <= 256, as the
-//   launcher does on a device with enough shared memory).
+//   launcher does on a device with enough shared memory); 3 the FP32 diagonal path (Algo::kSimtDiagonal).
 #include "plugins/kernels/patch_match/patch_match.cu"
 
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
+#include <type_traits>
 #include <vector>
 
 using namespace rrsr::patch_match;
@@ -59,76 +60,79 @@ static void replay_tc2_block(const TcDims& d, const TcBlock& blk, const __half* 
   for (int tid = 0; tid < kTcThreads; ++tid) tc_store_partial(d, blk, sm, tid, pscore, pidx);
 }
 
-// variant: 1 = tc_match_kernel, 2 = tc2_match_kernel (what launch_tc runs when cp <= 256 and it fits the device).
+// diag_match_kernel<Ops> (v1 of the tensor-core kernel, or the FP32 path) for one block: the kernel's loop, each
+// phase over all threads in turn (the tensor-core products once per warp, the FP32 products once per thread).
+template <class Ops>
+static void replay_diag_block(const TcDims& d, const TcBlock& blk, const TcImageT<typename Ops::Elem>& img,
+                              typename Ops::Smem& sm, float* pscore, int* pidx) {
+  constexpr int kStride = std::is_same<typename Ops::Elem, __half>::value ? 32 : 1;  // threads per accumulator set
+  static typename Ops::Acc acc[kTcThreads / kStride];
+  for (int tid = 0; tid < kTcThreads; ++tid) tc_init_best(sm, tid);
+  tc_for_each_row(d, blk, [&](int delta, int r0, int u, int t_lo) {
+    const int i = blk.y0 + u, j = i - delta;
+    if (i < 0 || i >= d.h || j < 0 || j >= d.hr) std::abort();  // the row loop must stay inside both maps
+    for (auto& a : acc) Ops::zero(a);
+    for (int c0 = 0; c0 < d.cp; c0 += Ops::kKc) {
+      for (int tid = 0; tid < kTcThreads; ++tid) Ops::load(d, img.fin, img.fref, i, j, blk.x0, r0, c0, tid, sm);
+      for (int tid = 0; tid < kTcThreads; tid += kStride)
+        Ops::multiply(sm, tid, tc_min(Ops::kKc, d.cp - c0), acc[tid / kStride]);
+    }
+    for (int tid = 0; tid < kTcThreads; tid += kStride) Ops::store(acc[tid / kStride], tid, sm);
+    for (int tid = 0; tid < kTcThreads; ++tid) tc_diag_add(sm, d.k, d.tw, u, tid);
+    const int t = u - (d.k - 1);
+    if (t >= t_lo) {
+      for (int tid = 0; tid < kTcThreads; ++tid) tc_scan_row(d, blk, img.den, delta, r0, t, tid, sm);
+      for (int tid = 0; tid < kTcThreads; ++tid) tc_update_best(d, blk, t, tid, sm);
+    }
+  });
+  for (int tid = 0; tid < kTcThreads; ++tid) tc_store_partial(d, blk, sm, tid, pscore, pidx);
+}
+
+// variant: 1 = tc_match_kernel, 2 = tc2_match_kernel (what launch_diag runs when cp <= 256 and it fits the device),
+// 3 = the FP32 path (Algo::kSimtDiagonal: FP32 NHWC operands, diag_match_kernel<DfOps>).
 template <typename T>
 static void replay_tc(const Shape& s, int splits, int variant, const std::vector<T>& x, const std::vector<T>& y,
                       std::vector<int32_t>& index, std::vector<float>& score) {
-  TcDims d = tc_dims(s);
+  TcDims d = variant == 3 ? df_dims(s) : tc_dims(s);
   if (splits > 0) d.splits = splits;
   const int64_t pin = s.n * s.h * s.w, pref = s.n * s.hr * s.wr, nden = s.n * s.hrp() * s.wrp();
   const int64_t q_count = s.hp() * s.wp();
-  std::vector<__half> fin(pin * d.cp), fref(pref * d.cp);
+  std::vector<__half> fin(variant == 3 ? 0 : pin * d.cp), fref(variant == 3 ? 0 : pref * d.cp);
+  std::vector<float> fin32(variant == 3 ? pin * d.cp : 0), fref32(variant == 3 ? pref * d.cp : 0);
   std::vector<float> nin(pin), nref(pref), sq(pref), den(nden);
   std::vector<float> pscore(static_cast<size_t>(d.splits) * s.n * q_count, -1.0f);
   std::vector<int> pidx(pscore.size(), -7);  // every entry must be written by the match kernel
   // 1. prep kernels
-  for (int64_t i = 0; i < pin; ++i) tc_prep_pixel(x.data(), i, d.c, d.cp, s.h * s.w, fin.data(), &nin[i]);
-  for (int64_t i = 0; i < pref; ++i) sq[i] = tc_prep_pixel(y.data(), i, d.c, d.cp, s.hr * s.wr, fref.data(), &nref[i]);
+  for (int64_t i = 0; i < pin; ++i) {
+    if (variant == 3)
+      tc_prep_pixel(x.data(), i, d.c, d.cp, s.h * s.w, fin32.data(), &nin[i]);
+    else
+      tc_prep_pixel(x.data(), i, d.c, d.cp, s.h * s.w, fin.data(), &nin[i]);
+  }
+  for (int64_t i = 0; i < pref; ++i)
+    sq[i] = variant == 3 ? tc_prep_pixel(y.data(), i, d.c, d.cp, s.hr * s.wr, fref32.data(), &nref[i])
+                         : tc_prep_pixel(y.data(), i, d.c, d.cp, s.hr * s.wr, fref.data(), &nref[i]);
   // 2. patch denominators
   for (int64_t i = 0; i < nden; ++i) den[i] = patch_den(sq.data(), i, d.hr, d.wr, d.k, d.hrp, d.wrp);
   // 3. the match kernel, block by block
   const dim3 grid = tc_grid(d);
-  const int gx = static_cast<int>(grid.x), gy = static_cast<int>(grid.y), gz = static_cast<int>(grid.z);
-  if (variant == 2) {
-    std::unique_ptr<Tc2Smem> sm2(new Tc2Smem);
-    for (int bz = 0; bz < gz; ++bz)
-      for (int by = 0; by < gy; ++by)
-        for (int bx = 0; bx < gx; ++bx) {
-          const TcBlock blk = tc_block(d, bx, by, bz);
-          const TcImage img = tc_image(d, blk.b, fin.data(), fref.data(), den.data());
-          replay_tc2_block(d, blk, img.fin, img.fref, img.den, *sm2, pscore.data(), pidx.data());
-        }
-  }
-  std::unique_ptr<TcSmem> smp(new TcSmem);
-  TcSmem& sm = *smp;
-  constexpr int kWarps = kTcThreads / 32;
-  static MmaAcc acc[kWarps][2];
-  for (int bz = 0; bz < (variant == 2 ? 0 : gz); ++bz)
-    for (int by = 0; by < gy; ++by)
-      for (int bx = 0; bx < gx; ++bx) {
+  std::unique_ptr<Tc2Smem> sm2(variant == 2 ? new Tc2Smem : nullptr);
+  std::unique_ptr<TcSmem> sm1(variant == 1 ? new TcSmem : nullptr);
+  std::unique_ptr<DfSmem> sm3(variant == 3 ? new DfSmem : nullptr);
+  for (int bz = 0; bz < static_cast<int>(grid.z); ++bz)
+    for (int by = 0; by < static_cast<int>(grid.y); ++by)
+      for (int bx = 0; bx < static_cast<int>(grid.x); ++bx) {
         const TcBlock blk = tc_block(d, bx, by, bz);
-        const TcImage img = tc_image(d, blk.b, fin.data(), fref.data(), den.data());
-        const __half *fin_b = img.fin, *fref_b = img.fref;
-        const float* den_b = img.den;
-        for (int tid = 0; tid < kTcThreads; ++tid) tc_init_best(sm, tid);
-        for (int delta = blk.d_lo; delta < blk.d_hi; ++delta) {
-          int t_lo, t_hi;
-          tc_rows(d, blk, delta, &t_lo, &t_hi);
-          if (t_lo >= t_hi) continue;
-          for (int r0 = 0; r0 < d.wrp; r0 += d.tw) {
-            for (int u = t_lo; u < t_hi + d.k - 1; ++u) {
-              const int i = blk.y0 + u, j = i - delta;
-              if (i < 0 || i >= d.h || j < 0 || j >= d.hr) std::abort();  // the row loop must stay inside both maps
-              for (auto& w : acc) {
-                rrsr::cuda::mma_zero(w[0]);
-                rrsr::cuda::mma_zero(w[1]);
-              }
-              for (int c0 = 0; c0 < d.cp; c0 += kTcKc) {
-                for (int tid = 0; tid < kTcThreads; ++tid)
-                  tc_load_chunk(d, fin_b, fref_b, i, j, blk.x0, r0, c0, tid, sm);
-                for (int w = 0; w < kWarps; ++w) tc_mma_chunk(sm, w, tc_min(kTcKc, d.cp - c0), acc[w]);
-              }
-              for (int w = 0; w < kWarps; ++w) tc_store_g(acc[w], w, sm);
-              for (int tid = 0; tid < kTcThreads; ++tid) tc_diag_add(sm, d.k, d.tw, u, tid);
-              const int t = u - (d.k - 1);
-              if (t >= t_lo) {
-                for (int tid = 0; tid < kTcThreads; ++tid) tc_scan_row(d, blk, den_b, delta, r0, t, tid, sm);
-                for (int tid = 0; tid < kTcThreads; ++tid) tc_update_best(d, blk, t, tid, sm);
-              }
-            }
-          }
+        if (variant == 3) {
+          replay_diag_block<DfOps>(d, blk, tc_image(d, blk.b, fin32.data(), fref32.data(), den.data()), *sm3,
+                                   pscore.data(), pidx.data());
+          continue;
         }
-        for (int tid = 0; tid < kTcThreads; ++tid) tc_store_partial(d, blk, sm, tid, pscore.data(), pidx.data());
+        const TcImage img = tc_image(d, blk.b, fin.data(), fref.data(), den.data());
+        if (variant == 2)
+          replay_tc2_block(d, blk, img.fin, img.fref, img.den, *sm2, pscore.data(), pidx.data());
+        else
+          replay_diag_block<TcOps>(d, blk, img, *sm1, pscore.data(), pidx.data());
       }
   for (int v : pidx)
     if (v < -1) std::abort();  // a partial result no block wrote
@@ -143,8 +147,9 @@ int main(int argc, char** argv) {
     long v[7];
     for (int i = 0; i < 7; ++i) v[i] = std::atol(argv[1 + i]);
     const Shape s{v[0], v[1], v[2], v[3], v[4], v[5], v[6]};
-    std::printf("simt %zu tc %zu total %zu splits %d\n", workspace_floats(s, nullptr, nullptr) * sizeof(float),
-                tc_workspace_bytes(s, nullptr, nullptr), cuda_workspace_bytes(s), tc_splits(s));
+    std::printf("simt %zu tc %zu total %zu splits %d fp32diag %zu\n",
+                workspace_floats(s, nullptr, nullptr) * sizeof(float), tc_workspace_bytes(s, nullptr, nullptr),
+                cuda_workspace_bytes(s), tc_splits(s), df_workspace_bytes(s, nullptr, nullptr));
     return 0;
   }
   if (argc < 12 || argc > 14) return 2;
@@ -154,7 +159,8 @@ int main(int argc, char** argv) {
   const Shape s{v[0], v[1], v[2], v[3], v[4], v[5], v[6]};
   const int variant = argc == 14 ? std::atoi(argv[13]) : (tc_channels_padded(s.c) <= kTc2MaxCp ? 2 : 1);
   if (variant == 2 && tc_channels_padded(s.c) > kTc2MaxCp) return 5;
-  if (check_shape(s) != rrsr::kOk || !tc_supported(s)) return 4;
+  if (variant < 1 || variant > 3) return 2;
+  if (check_shape(s) != rrsr::kOk || !(variant == 3 ? df_supported(s) : tc_supported(s))) return 4;
   std::vector<float> x(s.n * s.c * s.h * s.w), y(s.n * s.c * s.hr * s.wr);
   FILE* f = std::fopen(argv[9], "rb");
   if (!f || std::fread(x.data(), 4, x.size(), f) != x.size()) return 3;

@@ -1,11 +1,13 @@
-"""RrsrPatchMatch's tensor-core CUDA path (patch_match.cu, Algo::kTensorCore), replayed on the CPU.
+"""RrsrPatchMatch's diagonal CUDA paths (patch_match.cu: Algo::kTensorCore, and the FP32 Algo::kSimtDiagonal),
+replayed on the CPU.
 
 No GPU here: pm_tc_host_check.cu includes patch_match.cu and runs the path's __host__ __device__ phase functions in
 the GPU's order (prep kernels per pixel, the diagonal-correlation kernel block by block with mma_tile.cuh's host
 emulation of the tensor-core tiles, the split merge and the FP32 score recompute). Its results are compared with
 the float64 reference of test_plugin_ort_patch_match.py: the operands are FP16, so only near ties (reference margin
 < 2e-3) may pick another index, and then one whose float64 score is within 2e-3 of the best; the reported score is
-recomputed in FP32 for the chosen index, so it must match that index's float64 score to 1e-5.
+recomputed in FP32 for the chosen index, so it must match that index's float64 score to 1e-5. The FP32 path
+(variant 3) has FP32 operands: only float-rounding ties (margin < 1e-5) may pick another index.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 HOST_SRC = HERE / "pm_tc_host_check.cu"
 FP16_TIE = 2e-3   # FP16 operands: argmax may differ below this reference margin, by less than this score gap
+FP32_TIE = 1e-5   # FP32 operands (the FP32 diagonal path): likewise, for float rounding
 SCORE_TOL = 1e-5  # the chosen index's score is exact FP32
 
 _spec = importlib.util.spec_from_file_location("_pm_ort_test", HERE / "test_plugin_ort_patch_match.py")
@@ -68,7 +71,7 @@ def run_tc(tc_host, f_in, f_ref, k, fp16=False, splits=0, variant=None):
     return raw[:count].reshape(shape), raw[count:].view(np.float32).reshape(shape)
 
 
-def check_tc(got, f_in, f_ref, k, label):
+def check_tc(got, f_in, f_ref, k, label, tie=FP16_TIE):
     idx, score = got
     widx, wscore, margin = reference(f_in, f_ref, k)
     s64 = scores64(f_in, f_ref, k)
@@ -81,8 +84,8 @@ def check_tc(got, f_in, f_ref, k, label):
     err = float(np.abs(score.astype(np.float64) - got64).max())
     print(f"{label}: index mismatches {int(diff.sum())} of {idx.size} (max gap {float(gap.max()):.3g}), "
           f"max score err {err:.3g}")
-    assert not (diff & (margin >= FP16_TIE)).any(), np.argwhere(diff & (margin >= FP16_TIE))[:5]
-    assert float(gap[diff].max(initial=0.0)) < FP16_TIE
+    assert not (diff & (margin >= tie)).any(), np.argwhere(diff & (margin >= tie))[:5]
+    assert float(gap[diff].max(initial=0.0)) < tie
     assert (diff.sum()) <= max(2, idx.size // 50)
     assert err <= SCORE_TOL
 
@@ -113,6 +116,14 @@ def test_tc_path_matches_reference(tc_host, rng, name, k, sin, sref):
     check_tc(run_tc(tc_host, f_in, f_ref, k), f_in, f_ref, k, name)
 
 
+@pytest.mark.parametrize("name, k, sin, sref", CASES, ids=[c[0] for c in CASES])
+def test_fp32_diagonal_path_matches_reference(tc_host, rng, name, k, sin, sref):
+    """The FP32 diagonal path (variant 3): the tensor-core path's blocks and scans with FP32 operands and FMAs."""
+    f_in = rng.standard_normal(sin).astype(np.float32)
+    f_ref = rng.standard_normal(sref).astype(np.float32)
+    check_tc(run_tc(tc_host, f_in, f_ref, k, variant=3), f_in, f_ref, k, f"fp32 diagonal {name}", tie=FP32_TIE)
+
+
 @pytest.mark.parametrize("name, k, sin, sref", [c for c in CASES if c[0] in (
     "unequal_nonsquare_k3", "wide_and_tall_k3", "k2_c20", "k1_wider_than_a_tile", "k3_c256")], ids=lambda v: str(v))
 def test_tc_kernel_versions_agree_exactly(tc_host, rng, name, k, sin, sref):
@@ -125,14 +136,15 @@ def test_tc_kernel_versions_agree_exactly(tc_host, rng, name, k, sin, sref):
     np.testing.assert_array_equal(s1, s2)
 
 
+@pytest.mark.parametrize("variant", [None, 3])
 @pytest.mark.parametrize("splits", [1, 3, 40])
-def test_tc_path_split_counts(tc_host, rng, splits):
+def test_tc_path_split_counts(tc_host, rng, splits, variant):
     """The z-split of the diagonals (and the merge) does not change the result: empty splits included."""
     f_in = rng.standard_normal((2, 16, 9, 11)).astype(np.float32)
     f_ref = rng.standard_normal((2, 16, 7, 13)).astype(np.float32)
-    got = run_tc(tc_host, f_in, f_ref, 3, splits=splits)
-    check_tc(got, f_in, f_ref, 3, f"splits={splits}")
-    base = run_tc(tc_host, f_in, f_ref, 3)
+    got = run_tc(tc_host, f_in, f_ref, 3, splits=splits, variant=variant)
+    check_tc(got, f_in, f_ref, 3, f"splits={splits} variant={variant}", tie=FP32_TIE if variant == 3 else FP16_TIE)
+    base = run_tc(tc_host, f_in, f_ref, 3, variant=variant)
     np.testing.assert_array_equal(got[0], base[0])
     np.testing.assert_array_equal(got[1], base[1])
 
@@ -144,16 +156,17 @@ def test_tc_path_fp16_inputs(tc_host, rng, k):
     check_tc(run_tc(tc_host, f_in, f_ref, k, fp16=True), f_in, f_ref, k, f"fp16 k={k}")
 
 
+@pytest.mark.parametrize("variant", [None, 3])
 @pytest.mark.parametrize("splits", [0, 1])
 @pytest.mark.parametrize("k, reps_x", [(3, 3), (2, 3), (1, 3), (3, 19), (1, 19)])
-def test_tc_path_exact_ties_pick_the_lowest_index(tc_host, rng, k, reps_x, splits):
+def test_tc_path_exact_ties_pick_the_lowest_index(tc_host, rng, k, reps_x, splits, variant):
     """Periodic reference (every patch recurs): equal patches get bit-equal scores, the lowest index must win --
     within a row scan, across diagonals (splits=1: one block walks all of them), across reference column tiles
     (reps_x = 19: 76 columns, two tiles) and across the z-splits' merge (splits=0: the kernel's own many splits)."""
     block = rng.standard_normal((1, 8, 4, 4)).astype(np.float32)
     f_ref = np.tile(block, (1, 1, 3, reps_x))  # 12 x 4 reps_x, period 4
     f_in = np.ascontiguousarray(f_ref[:, :, 5:11, 3:10])
-    idx, score = run_tc(tc_host, f_in, f_ref, k, splits=splits)
+    idx, score = run_tc(tc_host, f_in, f_ref, k, splits=splits, variant=variant)
     widx, wscore, _ = reference(f_in, f_ref, k)
     wrp = 4 * reps_x - k + 1
     ry, rx = np.divmod(idx, wrp)
@@ -167,13 +180,13 @@ def test_tc_path_exact_ties_pick_the_lowest_index(tc_host, rng, k, reps_x, split
 
 def test_tc_workspace_is_about_half_of_the_simt_one(tc_host):
     """At RRSR's real size (C = 256, 270 x 480 LR maps) the FP16 NHWC path needs at most ~55% of the SIMT scratch,
-    and cuda_workspace_bytes covers both paths."""
+    and cuda_workspace_bytes covers every path (the FP32 diagonal one: FP32 NHWC maps plus the partial results)."""
     exe, _ = tc_host
     for shape in [(1, 256, 270, 480, 270, 480, 3), (2, 64, 60, 90, 50, 100, 3), (1, 5, 6, 20, 12, 37, 1)]:
         r = subprocess.run([str(exe), *map(str, shape)], capture_output=True, text=True, timeout=30)
         assert r.returncode == 0, r.stdout + r.stderr
         f = r.stdout.split()
-        simt, tc, total = int(f[1]), int(f[3]), int(f[5])
-        assert total == max(simt, tc), r.stdout
+        simt, tc, total, fp32diag = int(f[1]), int(f[3]), int(f[5]), int(f[9])
+        assert total == max(simt, tc, fp32diag), r.stdout
         if shape[1] == 256:
             assert tc <= 0.55 * simt, r.stdout

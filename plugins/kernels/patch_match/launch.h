@@ -62,8 +62,13 @@ size_t cuda_workspace_bytes(const Shape& s, DType t, Algo algo);
 //                      FP16 rounding (near ties, score gaps below ~1e-3, may pick another index); the reported score
 //                      of the chosen index is then recomputed in exact FP32, as kSimt computes it. Any t; k <= 3
 //                      only (kErrUnsupportedDType otherwise, and for grids the kernel cannot cover).
+//   Algo::kSimtDiagonal FP32 normalised features correlated per pixel pair with FP32 FMAs in 64 x 64 tiles and
+//                      summed along patch diagonals (the tensor-core path's blocks and scans): 9x fewer
+//                      multiply-adds than kSimt at k = 3; another summation order, so only float-rounding ties
+//                      (score gaps ~1e-6) may pick another index; the score is recomputed as kSimt computes it. Any
+//                      t; k <= 3 only.
 //   Algo::kAuto        kTensorCore when t == kFloat16 and k <= 3 (and the sizes are supported), else kSimt: FP32
-//                      inputs keep the exact path.
+//                      inputs keep the exact path (kSimtDiagonal once it has passed the GPU tests).
 int forward_cuda(const Shape& s, DType t, const void* f_in, const void* f_ref, int32_t* index, float* score,
                  void* workspace, size_t workspace_bytes, void* stream, Algo algo = Algo::kAuto);
 

@@ -8,8 +8,9 @@
 // Reference patches are visited in ascending r and the running max is replaced only by a strictly greater score,
 // so equal scores keep the lowest r (torch.argmax's first maximum). Every score of a thread is accumulated by the
 // same sequence of operations, so equal reference patches get bit-equal scores. The score matrix is never stored.
-// That is Algo::kSimt; Algo::kTensorCore (FP16 operands on tensor cores, "diagonal" patch correlation) is described
-// above its kernels below; forward_cuda picks one (launch.h).
+// That is Algo::kSimt; Algo::kTensorCore (FP16 operands on tensor cores, "diagonal" patch correlation) and
+// Algo::kSimtDiagonal (the same with FP32 operands and FMAs) are described above their kernels below;
+// forward_cuda picks one (launch.h).
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
@@ -18,6 +19,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include "../common/async_copy.cuh"
 #include "../common/device_info.cuh"
@@ -247,7 +249,8 @@ int launch(const Shape& s, const void* f_in, const void* f_ref, int32_t* index, 
 //                           copy with channels zero-padded to a multiple of 16, the pixel's norm denominator, and
 //                           for the reference its squared norm after normalisation
 //   2. patch_den_kernel     the SIMT path's FP32 patch denominators ||P_ref(r)|| + 1e-5
-//   3. tc_match_kernel      grid (x tiles, y tiles, n * splits), 256 threads (8 warps), dynamic shared memory
+//   3. tc_match_kernel      (diag_match_kernel<TcOps>; v2 below) grid (x tiles, y tiles, n * splits), 256 threads
+//                           (8 warps), dynamic shared memory
 //                           (TcSmem, ~110 KB: two blocks per SM on H100/H200). Block = input patches X0 .. X0 + TW - 1 x Y0 .. Y0 + kTcRows - 1 and a
 //                           range of diagonals delta = qy - ry (the block's relevant range, hrp + kTcRows - 1 long,
 //                           split over `splits` z-blocks). Per (delta, R0, pixel row u): G via wmma (K chunks of
@@ -278,9 +281,15 @@ static_assert(kTcThreads == (kTcPix / kTcScan) * kTcPix, "one scan part of one p
 static_assert((kTcThreads / 32) * 2 == (kTcPix / 16) * (kTcPix / 16), "8 warps x 2 tiles cover the 64 x 64 G");
 static_assert(kTcKc % 16 == 0 && kTcLd % 8 == 0 && kTcLdg % 4 == 0, "wmma tile / stride rules");
 
-struct TcSmem {
+// The operands of one channel chunk, for the tensor-core kernel (v1); the FP32 path has its own (DfStage).
+struct TcStage {
   __half a[kTcPix][kTcLd];                  // input pixels x channel chunk (row-major A)
   __half b[kTcPix][kTcLd];                  // reference pixels x channel chunk (column-major K x N B)
+};
+
+template <class Stage>
+struct TcSmemT {
+  Stage op;                                 // the chunk's operands
   float g[kTcPix][kTcLdg];                  // pixel-correlation tile
   float s[kTcMaxK][kTcPix][kTcLds];         // rolling patch-correlation rows
   float best[kTcRows][kTcPix];              // running best score per (t, a)
@@ -288,6 +297,7 @@ struct TcSmem {
   float pbest[kTcPix / kTcScan][kTcPix];    // per-part best of the row being scanned
   int pbest_r[kTcPix / kTcScan][kTcPix];
 };
+using TcSmem = TcSmemT<TcStage>;
 
 struct TcDims {
   int n, c, cp, h, w, hr, wr, k, hp, wp, hrp, wrp, tw, splits;
@@ -325,9 +335,10 @@ inline TcDims tc_dims(const Shape& s) {
 
 inline size_t align_bytes(size_t count) { return (count + 255) / 256 * 256; }
 
-struct TcWorkspace {
-  __half* fin;    // [n][h][w][cp]   normalised input, FP16, NHWC, zero-padded channels
-  __half* fref;   // [n][hr][wr][cp] normalised reference
+template <typename E>
+struct TcWorkspaceT {
+  E* fin;         // [n][h][w][cp]   normalised input, NHWC, zero-padded channels (FP16; FP32 for the FP32 path)
+  E* fref;        // [n][hr][wr][cp] normalised reference
   float* nin;     // [n][h][w]       tc_max(||x||, 1e-12) of each input pixel
   float* nref;    // [n][hr][wr]
   float* sq;      // [n][hr][wr]     squared norm of the normalised reference pixel
@@ -336,11 +347,15 @@ struct TcWorkspace {
   int* pidx;      // [splits][n][hp * wp]
 };
 
-inline size_t tc_workspace_bytes(const Shape& s, TcWorkspace* ws, void* base) {
-  const size_t cp = static_cast<size_t>(tc_channels_padded(s.c));
+using TcWorkspace = TcWorkspaceT<__half>;
+
+// The workspace of the diagonal paths, elements E (FP16: tensor cores; FP32: the FP32 path) with channels padded to
+// cp, laid out in `base` (null: sizes only); returns the bytes.
+template <typename E>
+inline size_t diag_workspace_bytes(const Shape& s, int64_t cp, TcWorkspaceT<E>* ws, void* base) {
   const size_t pin = static_cast<size_t>(s.n * s.h * s.w), pref = static_cast<size_t>(s.n * s.hr * s.wr);
   const size_t parts = static_cast<size_t>(tc_splits(s)) * static_cast<size_t>(s.n * s.hp() * s.wp());
-  const size_t sizes[8] = {pin * cp * sizeof(__half), pref * cp * sizeof(__half), pin * sizeof(float),
+  const size_t sizes[8] = {pin * cp * sizeof(E), pref * cp * sizeof(E), pin * sizeof(float),
                            pref * sizeof(float), pref * sizeof(float),
                            static_cast<size_t>(s.n * s.hrp() * s.wrp()) * sizeof(float), parts * sizeof(float),
                            parts * sizeof(int)};
@@ -351,30 +366,38 @@ inline size_t tc_workspace_bytes(const Shape& s, TcWorkspace* ws, void* base) {
     total += align_bytes(sizes[i]);
   }
   if (ws)
-    *ws = TcWorkspace{reinterpret_cast<__half*>(p[0]), reinterpret_cast<__half*>(p[1]), reinterpret_cast<float*>(p[2]),
-                      reinterpret_cast<float*>(p[3]),  reinterpret_cast<float*>(p[4]),  reinterpret_cast<float*>(p[5]),
-                      reinterpret_cast<float*>(p[6]),  reinterpret_cast<int*>(p[7])};
+    *ws = TcWorkspaceT<E>{reinterpret_cast<E*>(p[0]),     reinterpret_cast<E*>(p[1]),     reinterpret_cast<float*>(p[2]),
+                          reinterpret_cast<float*>(p[3]), reinterpret_cast<float*>(p[4]), reinterpret_cast<float*>(p[5]),
+                          reinterpret_cast<float*>(p[6]), reinterpret_cast<int*>(p[7])};
   return total;
+}
+
+inline size_t tc_workspace_bytes(const Shape& s, TcWorkspace* ws, void* base) {
+  return diag_workspace_bytes(s, tc_channels_padded(s.c), ws, base);
 }
 
 // ---- per-thread / per-warp phases (__host__ __device__: tests/plugins/pm_tc_host_check.cu replays them on a CPU)
 
-// Pixel i of x [n][c][hw]: out16[i][0 .. cp) = normalised channels as FP16 (zeros past c), *norm = the divisor
-// tc_max(||x||, 1e-12); returns the squared norm after normalisation. Same FP32 operations as normalise_pixel.
-template <typename T>
-__host__ __device__ __forceinline__ float tc_prep_pixel(const T* x, int64_t i, int c, int cp, int64_t hw,
-                                                        __half* out16, float* norm) {
+__host__ __device__ __forceinline__ void store_operand(__half* o, float v) { *o = __float2half_rn(v); }
+__host__ __device__ __forceinline__ void store_operand(float* o, float v) { *o = v; }
+
+// Pixel i of x [n][c][hw]: out[i][0 .. cp) = normalised channels as FP16 (the tensor-core path) or FP32 (the FP32
+// diagonal path; zeros past c), *norm = the divisor tc_max(||x||, 1e-12); returns the squared norm after
+// normalisation. Same FP32 operations as normalise_pixel.
+template <typename T, typename O>
+__host__ __device__ __forceinline__ float tc_prep_pixel(const T* x, int64_t i, int c, int cp, int64_t hw, O* out,
+                                                        float* norm) {
   const int64_t b = i / hw, p = i % hw;
   const int64_t base = b * c * hw + p;
   const float den = pixel_divisor(x, base, c, hw);
   float nn = 0.0f;
-  __half* o = out16 + i * cp;
+  O* o = out + i * cp;
   for (int ch = 0; ch < c; ++ch) {
     const float v = load(x, base + ch * hw) / den;
-    o[ch] = __float2half_rn(v);
+    store_operand(o + ch, v);
     nn += v * v;
   }
-  for (int ch = c; ch < cp; ++ch) o[ch] = __float2half_rn(0.0f);
+  for (int ch = c; ch < cp; ++ch) store_operand(o + ch, 0.0f);
   *norm = den;
   return nn;
 }
@@ -415,17 +438,20 @@ __host__ __device__ __forceinline__ TcBlock tc_block(const TcDims& d, int bx, in
   return blk;
 }
 
-// Batch b's slices of the workspace: the FP16 NHWC maps and the patch denominators.
-struct TcImage {
-  const __half* fin;
-  const __half* fref;
+// Batch b's slices of the workspace: the NHWC maps (FP16, or FP32 for the FP32 path) and the patch denominators.
+template <typename E>
+struct TcImageT {
+  const E* fin;
+  const E* fref;
   const float* den;
 };
+using TcImage = TcImageT<__half>;
 
-__host__ __device__ __forceinline__ TcImage tc_image(const TcDims& d, int b, const __half* fin, const __half* fref,
-                                                     const float* den) {
-  return TcImage{fin + static_cast<int64_t>(b) * d.h * d.w * d.cp, fref + static_cast<int64_t>(b) * d.hr * d.wr * d.cp,
-                 den + static_cast<int64_t>(b) * d.hrp * d.wrp};
+template <typename E>
+__host__ __device__ __forceinline__ TcImageT<E> tc_image(const TcDims& d, int b, const E* fin, const E* fref,
+                                                         const float* den) {
+  return TcImageT<E>{fin + static_cast<int64_t>(b) * d.h * d.w * d.cp,
+                     fref + static_cast<int64_t>(b) * d.hr * d.wr * d.cp, den + static_cast<int64_t>(b) * d.hrp * d.wrp};
 }
 
 // The match kernels' grid: (patch-column tiles, patch-row tiles, images x z-splits).
@@ -440,6 +466,19 @@ __host__ __device__ __forceinline__ void tc_rows(const TcDims& d, const TcBlock&
                                                  int* t_hi) {
   *t_lo = tc_max(0, delta - blk.y0);
   *t_hi = tc_min(kTcRows, tc_min(d.hp - blk.y0, d.hrp + delta - blk.y0));
+}
+
+// A v1 block's work in order: every diagonal delta with complete patch rows [t_lo, t_hi), every reference column
+// tile r0, every pixel row u those rows need: f(delta, r0, u, t_lo).
+template <class F>
+__host__ __device__ __forceinline__ void tc_for_each_row(const TcDims& d, const TcBlock& blk, F&& f) {
+  for (int delta = blk.d_lo; delta < blk.d_hi; ++delta) {
+    int t_lo, t_hi;
+    tc_rows(d, blk, delta, &t_lo, &t_hi);
+    if (t_lo >= t_hi) continue;
+    for (int r0 = 0; r0 < d.wrp; r0 += d.tw)
+      for (int u = t_lo; u < t_hi + d.k - 1; ++u) f(delta, r0, u, t_lo);
+  }
 }
 
 template <class Smem>
@@ -459,13 +498,13 @@ __host__ __device__ __forceinline__ void tc_load_chunk(const TcDims& d, const __
     const int p = v / vecs, cv = (v % vecs) * 8;
     const int x = x0 + p, rx = r0 + p;
     if (x < d.w)
-      tc_copy16(&sm.a[p][cv], fin_b + (static_cast<int64_t>(i) * d.w + x) * d.cp + c0 + cv);
+      tc_copy16(&sm.op.a[p][cv], fin_b + (static_cast<int64_t>(i) * d.w + x) * d.cp + c0 + cv);
     else
-      tc_zero16(&sm.a[p][cv]);
+      tc_zero16(&sm.op.a[p][cv]);
     if (rx < d.wr)
-      tc_copy16(&sm.b[p][cv], fref_b + (static_cast<int64_t>(j) * d.wr + rx) * d.cp + c0 + cv);
+      tc_copy16(&sm.op.b[p][cv], fref_b + (static_cast<int64_t>(j) * d.wr + rx) * d.cp + c0 + cv);
     else
-      tc_zero16(&sm.b[p][cv]);
+      tc_zero16(&sm.op.b[p][cv]);
   }
 }
 
@@ -474,7 +513,7 @@ __host__ __device__ __forceinline__ void tc_mma_chunk(const TcSmem& sm, int warp
   const int tm = warp / 2, tn = (warp % 2) * 2;
   for (int kk = 0; kk < cw; kk += cuda::kMmaTile)
     for (int j = 0; j < 2; ++j)
-      cuda::mma_accumulate<true>(acc[j], &sm.a[tm * 16][kk], kTcLd, &sm.b[(tn + j) * 16][kk], kTcLd);
+      cuda::mma_accumulate<true>(acc[j], &sm.op.a[tm * 16][kk], kTcLd, &sm.op.b[(tn + j) * 16][kk], kTcLd);
 }
 
 __host__ __device__ __forceinline__ void tc_store_g(const cuda::MmaAcc (&acc)[2], int warp, TcSmem& sm) {
@@ -484,7 +523,8 @@ __host__ __device__ __forceinline__ void tc_store_g(const cuda::MmaAcc (&acc)[2]
 
 // Pixel row u's G into the rows t = u - dy (dy < k) that contain it: S_t[a][b] (+)= sum_dx G[a + dx][b + dx]; the
 // first contribution (dy = 0) assigns. Row t lives in buffer t % k.
-__host__ __device__ __forceinline__ void tc_diag_add(TcSmem& sm, int k, int tw, int u, int tid) {
+template <class Smem>
+__host__ __device__ __forceinline__ void tc_diag_add(Smem& sm, int k, int tw, int u, int tid) {
   for (int e = tid; e < kTcPix * kTcPix; e += kTcThreads) {
     const int a = e / kTcPix, bb = e % kTcPix;
     if (a >= tw || bb >= tw) continue;
@@ -508,8 +548,9 @@ __host__ __device__ __forceinline__ bool tc_better(float sc, int r, float best, 
 
 // Phase 1: thread tid scans reference columns b in [part * 16, part * 16 + 16) (part = tid / 64) for input patch
 // a = tid % 64 into pbest[part][a].
+template <class Smem>
 __host__ __device__ __forceinline__ void tc_scan_row(const TcDims& d, const TcBlock& blk, const float* den_b, int delta,
-                                                     int r0, int t, int tid, TcSmem& sm) {
+                                                     int r0, int t, int tid, Smem& sm) {
   const int a = tid % kTcPix, part = tid / kTcPix;
   if (a >= d.tw || blk.x0 + a >= d.wp) return;
   const int ry = blk.y0 + t - delta;
@@ -609,6 +650,142 @@ __host__ __device__ __forceinline__ void tc_finish(const TcDims& d, const T* x_i
   score[i] = acc / den[b * static_cast<int64_t>(d.hrp) * d.wrp + best_r];
 }
 
+
+// ---- The FP32 diagonal path (Algo::kSimtDiagonal): tc_match_kernel's blocks, diagonals, row sums and scans (the
+// same functions), with each 64 x 64 pixel-correlation tile G formed by FP32 FMAs from FP32 normalised NHWC
+// features. Per patch pair that is C multiply-adds per pixel pair shared by k * k patch pairs, against the SIMT
+// kernel's C * k * k: 9x fewer for RRSR's k = 3, and register-tiled (each thread 4 x 4 of G). FP32 throughout; the
+// sums run in another order than the SIMT kernel's, so only near ties (score gaps of float rounding) may pick
+// another index; equal patches still get bit-equal scores (every cell of G and S is formed the same way), and the
+// reported score is tc_finish's exact FP32 recompute.
+constexpr int kDfKc = 32;          // channels per stage
+constexpr int kDfLd = kTcPix + 4;  // float row stride of a channel-major stage: 16-byte rows
+
+struct DfStage {
+  float at[kDfKc][kDfLd];  // input pixels x channel chunk, channel-major: a thread's 4 pixels are one 16-byte load
+  float bt[kDfKc][kDfLd];  // reference pixels, likewise
+};
+using DfSmem = TcSmemT<DfStage>;
+
+inline int df_channels_padded(int64_t c) { return static_cast<int>((c + kDfKc - 1) / kDfKc * kDfKc); }
+
+inline TcDims df_dims(const Shape& s) {
+  TcDims d = tc_dims(s);
+  d.cp = df_channels_padded(s.c);
+  return d;
+}
+
+// Sizes the FP32 path covers (beyond check_shape): as the tensor-core path.
+inline bool df_supported(const Shape& s) {
+  if (s.k > kTcMaxK || s.n > 65535) return false;
+  if ((s.hp() + kTcRows - 1) / kTcRows > 65535) return false;
+  return s.n * static_cast<int64_t>(df_channels_padded(s.c)) * std::max(s.h * s.w, s.hr * s.wr) < (int64_t{1} << 40);
+}
+
+inline size_t df_workspace_bytes(const Shape& s, TcWorkspaceT<float>* ws, void* base) {
+  return diag_workspace_bytes(s, df_channels_padded(s.c), ws, base);
+}
+
+__host__ __device__ __forceinline__ float4 df_load4(const float* p) {
+#if defined(__CUDA_ARCH__)
+  return *reinterpret_cast<const float4*>(p);
+#else
+  return make_float4(p[0], p[1], p[2], p[3]);
+#endif
+}
+
+// Thread tid's share of channels c0 .. c0 + kDfKc of input pixels (i, x0 ..) and reference pixels (j, r0 ..) into
+// the channel-major stages (pixels past a map's right edge: zeros), 4 channels per 16-byte load.
+__host__ __device__ __forceinline__ void df_load_chunk(const TcDims& d, const float* fin_b, const float* fref_b, int i,
+                                                       int j, int x0, int r0, int c0, int tid, DfSmem& sm) {
+  constexpr int kQuads = kDfKc / 4;
+  for (int v = tid; v < kTcPix * kQuads; v += kTcThreads) {
+    const int p = v / kQuads, c4 = (v % kQuads) * 4;
+    const int x = x0 + p, rx = r0 + p;
+    const float4 a = x < d.w ? df_load4(fin_b + (static_cast<int64_t>(i) * d.w + x) * d.cp + c0 + c4)
+                             : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    const float4 b = rx < d.wr ? df_load4(fref_b + (static_cast<int64_t>(j) * d.wr + rx) * d.cp + c0 + c4)
+                               : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    sm.op.at[c4][p] = a.x;
+    sm.op.at[c4 + 1][p] = a.y;
+    sm.op.at[c4 + 2][p] = a.z;
+    sm.op.at[c4 + 3][p] = a.w;
+    sm.op.bt[c4][p] = b.x;
+    sm.op.bt[c4 + 1][p] = b.y;
+    sm.op.bt[c4 + 2][p] = b.z;
+    sm.op.bt[c4 + 3][p] = b.w;
+  }
+}
+
+// Thread tid's 4 x 4 cells of G: input pixels 4 (tid / 16) .., reference pixels 4 (tid % 16) ..
+struct DfAcc {
+  float v[4][4];
+};
+
+__host__ __device__ __forceinline__ void df_fma_chunk(const DfSmem& sm, int tid, DfAcc& acc) {
+  const int ty = tid / 16, tx = tid % 16;
+RRSR_PM_UNROLL
+  for (int kk = 0; kk < kDfKc; ++kk) {
+    const float4 a4 = df_load4(&sm.op.at[kk][4 * ty]), b4 = df_load4(&sm.op.bt[kk][4 * tx]);
+    const float a[4] = {a4.x, a4.y, a4.z, a4.w}, b[4] = {b4.x, b4.y, b4.z, b4.w};
+RRSR_PM_UNROLL
+    for (int r = 0; r < 4; ++r)
+RRSR_PM_UNROLL
+      for (int c = 0; c < 4; ++c) acc.v[r][c] = fmaf(a[r], b[c], acc.v[r][c]);
+  }
+}
+
+__host__ __device__ __forceinline__ void df_store_g(const DfAcc& acc, int tid, DfSmem& sm) {
+  const int ty = tid / 16, tx = tid % 16;
+RRSR_PM_UNROLL
+  for (int r = 0; r < 4; ++r)
+RRSR_PM_UNROLL
+    for (int c = 0; c < 4; ++c) sm.g[4 * ty + r][4 * tx + c] = acc.v[r][c];
+}
+
+// What diag_match_kernel (and its CPU replay) needs of an operand type: the chunk loads, the product into each
+// thread's accumulators (its warp's tensor-core tiles, or its own 4 x 4 FP32 cells) and G.
+struct TcOps {
+  using Elem = __half;
+  using Smem = TcSmem;
+  static constexpr int kKc = kTcKc;
+  static constexpr int kMinBlocks = 4;  // 64 registers (~110 KB of shared memory allows two blocks per SM anyway)
+  struct Acc {
+    cuda::MmaAcc m[2];
+  };
+  __host__ __device__ __forceinline__ static void zero(Acc& a) {
+    cuda::mma_zero(a.m[0]);
+    cuda::mma_zero(a.m[1]);
+  }
+  __host__ __device__ __forceinline__ static void load(const TcDims& d, const Elem* fin_b, const Elem* fref_b, int i, int j, int x0,
+                                       int r0, int c0, int tid, Smem& sm) {
+    tc_load_chunk(d, fin_b, fref_b, i, j, x0, r0, c0, tid, sm);
+  }
+  __host__ __device__ __forceinline__ static void multiply(const Smem& sm, int tid, int cw, Acc& a) {
+    tc_mma_chunk(sm, tid / 32, cw, a.m);
+  }
+  __host__ __device__ __forceinline__ static void store(const Acc& a, int tid, Smem& sm) { tc_store_g(a.m, tid / 32, sm); }
+};
+
+struct DfOps {
+  using Elem = float;
+  using Smem = DfSmem;
+  static constexpr int kKc = kDfKc;
+  static constexpr int kMinBlocks = 2;  // its ~95 KB of shared memory: two blocks per SM (104 registers, no spills)
+  using Acc = DfAcc;
+  __host__ __device__ __forceinline__ static void zero(Acc& a) {
+    for (auto& r : a.v)
+      for (float& v : r) v = 0.0f;
+  }
+  __host__ __device__ __forceinline__ static void load(const TcDims& d, const Elem* fin_b, const Elem* fref_b, int i, int j, int x0,
+                                       int r0, int c0, int tid, Smem& sm) {
+    df_load_chunk(d, fin_b, fref_b, i, j, x0, r0, c0, tid, sm);
+  }
+  __host__ __device__ __forceinline__ static void multiply(const Smem& sm, int tid, int /*cw: always kDfKc*/, Acc& a) {
+    df_fma_chunk(sm, tid, a);
+  }
+  __host__ __device__ __forceinline__ static void store(const Acc& a, int tid, Smem& sm) { df_store_g(a, tid, sm); }
+};
 
 // ---- v2 of the main kernel, used when the padded channel count cp <= 256 (RRSR's 256-channel CCN features).
 // v1 above stages 128 channels at a time and waits for every load; v2 keeps the block busy while the next tile
@@ -766,59 +943,51 @@ RRSR_PM_UNROLL
 
 // ---- tensor-core kernels
 
-template <typename T>
+template <typename T, typename O>
 __global__ void tc_prep_kernel(const T* __restrict__ x, int64_t pixels, int c, int cp, int64_t hw,
-                               __half* __restrict__ out16, float* __restrict__ norm, float* __restrict__ sq) {
+                               O* __restrict__ out, float* __restrict__ norm, float* __restrict__ sq) {
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= pixels) return;
-  const float nn = tc_prep_pixel(x, i, c, cp, hw, out16, norm + i);
+  const float nn = tc_prep_pixel(x, i, c, cp, hw, out, norm + i);
   if (sq != nullptr) sq[i] = nn;
 }
 
-// grid (ceil(wp / tw), ceil(hp / kTcRows), n * splits), kTcThreads threads, sizeof(TcSmem) dynamic shared memory.
-// Only sequences the phases above (tests/plugins/pm_tc_host_check.cu replays the same sequence on the CPU).
-__global__ void __launch_bounds__(kTcThreads) tc_match_kernel(TcDims d, const __half* __restrict__ fin,
-                                                              const __half* __restrict__ fref,
-                                                              const float* __restrict__ den, float* __restrict__ pscore,
-                                                              int* __restrict__ pidx) {
+// grid (ceil(wp / tw), ceil(hp / kTcRows), n * splits), kTcThreads threads, sizeof(Ops::Smem) dynamic shared
+// memory: tc_match_kernel (Ops = TcOps, v1 of the tensor-core kernel) and the FP32 path's (DfOps). Only sequences
+// the phases above (tests/plugins/pm_tc_host_check.cu replays the same sequence on the CPU).
+template <class Ops>
+__global__ void __launch_bounds__(kTcThreads, Ops::kMinBlocks) diag_match_kernel(TcDims d, const typename Ops::Elem* __restrict__ fin,
+                                                                const typename Ops::Elem* __restrict__ fref,
+                                                                const float* __restrict__ den,
+                                                                float* __restrict__ pscore, int* __restrict__ pidx) {
   extern __shared__ __align__(128) unsigned char tc_smem_raw[];
-  TcSmem& sm = *reinterpret_cast<TcSmem*>(tc_smem_raw);
+  typename Ops::Smem& sm = *reinterpret_cast<typename Ops::Smem*>(tc_smem_raw);
   const TcBlock blk = tc_block(d, static_cast<int>(blockIdx.x), static_cast<int>(blockIdx.y),
                                static_cast<int>(blockIdx.z));
-  const int tid = static_cast<int>(threadIdx.x), warp = tid / 32;
-  const TcImage img = tc_image(d, blk.b, fin, fref, den);
-  const __half *fin_b = img.fin, *fref_b = img.fref;
-  const float* den_b = img.den;
+  const int tid = static_cast<int>(threadIdx.x);
+  const TcImageT<typename Ops::Elem> img = tc_image(d, blk.b, fin, fref, den);
   tc_init_best(sm, tid);
-  for (int delta = blk.d_lo; delta < blk.d_hi; ++delta) {
-    int t_lo, t_hi;
-    tc_rows(d, blk, delta, &t_lo, &t_hi);
-    if (t_lo >= t_hi) continue;
-    for (int r0 = 0; r0 < d.wrp; r0 += d.tw) {
-      for (int u = t_lo; u < t_hi + d.k - 1; ++u) {
-        const int i = blk.y0 + u, j = i - delta;
-        cuda::MmaAcc acc[2];
-        cuda::mma_zero(acc[0]);
-        cuda::mma_zero(acc[1]);
-        for (int c0 = 0; c0 < d.cp; c0 += kTcKc) {
-          __syncthreads();  // the previous stage (and, first time round, S / best of the previous row) is consumed
-          tc_load_chunk(d, fin_b, fref_b, i, j, blk.x0, r0, c0, tid, sm);
-          __syncthreads();
-          tc_mma_chunk(sm, warp, tc_min(kTcKc, d.cp - c0), acc);
-        }
-        tc_store_g(acc, warp, sm);
-        __syncthreads();
-        tc_diag_add(sm, d.k, d.tw, u, tid);
-        __syncthreads();
-        const int t = u - (d.k - 1);
-        if (t >= t_lo) {  // block-uniform
-          tc_scan_row(d, blk, den_b, delta, r0, t, tid, sm);
-          __syncthreads();
-          tc_update_best(d, blk, t, tid, sm);
-        }
-      }
+  tc_for_each_row(d, blk, [&](int delta, int r0, int u, int t_lo) {
+    const int i = blk.y0 + u, j = i - delta;
+    typename Ops::Acc acc;
+    Ops::zero(acc);
+    for (int c0 = 0; c0 < d.cp; c0 += Ops::kKc) {
+      __syncthreads();  // the previous stage (and, first time round, S / best of the previous row) is consumed
+      Ops::load(d, img.fin, img.fref, i, j, blk.x0, r0, c0, tid, sm);
+      __syncthreads();
+      Ops::multiply(sm, tid, tc_min(Ops::kKc, d.cp - c0), acc);
     }
-  }
+    Ops::store(acc, tid, sm);
+    __syncthreads();
+    tc_diag_add(sm, d.k, d.tw, u, tid);
+    __syncthreads();
+    const int t = u - (d.k - 1);
+    if (t >= t_lo) {  // block-uniform
+      tc_scan_row(d, blk, img.den, delta, r0, t, tid, sm);
+      __syncthreads();
+      tc_update_best(d, blk, t, tid, sm);
+    }
+  });
   __syncthreads();
   tc_store_partial(d, blk, sm, tid, pscore, pidx);
 }
@@ -883,14 +1052,6 @@ __global__ void tc_finish_kernel(TcDims d, const T* __restrict__ x_in, const T* 
   tc_finish(d, x_in, x_ref, nin, nref, den, pscore, pidx, i, index, score);
 }
 
-// One of the match kernels, with Smem as its dynamic shared memory.
-template <class Smem>
-cudaError_t launch_match(void (*kernel)(TcDims, const __half*, const __half*, const float*, float*, int*),
-                         const TcDims& d, const TcWorkspace& ws, cudaStream_t stream) {
-  return cuda::launch_with_smem(kernel, tc_grid(d), kTcThreads, sizeof(Smem), stream, d, ws.fin, ws.fref, ws.den,
-                                ws.pscore, ws.pidx);
-}
-
 // v2 needs cp <= 256 and ~142 KB of shared memory per block (H100/H200: 227 KB, Orin: 163 KB).
 inline bool tc2_fits(const TcDims& d) {
   if (d.cp > kTc2MaxCp) return false;
@@ -898,25 +1059,32 @@ inline bool tc2_fits(const TcDims& d) {
   return cuda::current_device_info(dev) == cudaSuccess && sizeof(Tc2Smem) <= static_cast<size_t>(dev.smem_optin);
 }
 
-template <typename T>
-int launch_tc(const Shape& s, const void* f_in, const void* f_ref, int32_t* index, float* score,
-              const TcWorkspace& ws, cudaStream_t stream) {
+// The diagonal paths: Ops = TcOps (tensor cores: tc2_match_kernel where it fits, else v1) or DfOps (FP32).
+template <typename T, class Ops>
+int launch_diag(const Shape& s, const void* f_in, const void* f_ref, int32_t* index, float* score,
+                const TcWorkspaceT<typename Ops::Elem>& ws, cudaStream_t stream) {
+  using E = typename Ops::Elem;
   const int threads = 256;
-  const TcDims d = tc_dims(s);
+  const TcDims d = std::is_same<E, float>::value ? df_dims(s) : tc_dims(s);
   const int64_t pin = s.n * s.h * s.w, pref = s.n * s.hr * s.wr;
-  tc_prep_kernel<T><<<blocks_for(pin, threads), threads, 0, stream>>>(static_cast<const T*>(f_in), pin, d.c, d.cp,
-                                                                      s.h * s.w, ws.fin, ws.nin, nullptr);
+  tc_prep_kernel<T, E><<<blocks_for(pin, threads), threads, 0, stream>>>(static_cast<const T*>(f_in), pin, d.c, d.cp,
+                                                                         s.h * s.w, ws.fin, ws.nin, nullptr);
   cudaError_t err = cudaGetLastError();
   if (err != cudaSuccess) return static_cast<int>(err);
-  tc_prep_kernel<T><<<blocks_for(pref, threads), threads, 0, stream>>>(static_cast<const T*>(f_ref), pref, d.c, d.cp,
-                                                                       s.hr * s.wr, ws.fref, ws.nref, ws.sq);
+  tc_prep_kernel<T, E><<<blocks_for(pref, threads), threads, 0, stream>>>(static_cast<const T*>(f_ref), pref, d.c, d.cp,
+                                                                          s.hr * s.wr, ws.fref, ws.nref, ws.sq);
   if ((err = cudaGetLastError()) != cudaSuccess) return static_cast<int>(err);
   const int64_t nden = s.n * s.hrp() * s.wrp();
   patch_den_kernel<<<blocks_for(nden, threads), threads, 0, stream>>>(ws.sq, nden, d.hr, d.wr, d.k, d.hrp, d.wrp,
                                                                        ws.den);
   if ((err = cudaGetLastError()) != cudaSuccess) return static_cast<int>(err);
-  err = tc2_fits(d) ? launch_match<Tc2Smem>(tc2_match_kernel, d, ws, stream)
-                    : launch_match<TcSmem>(tc_match_kernel, d, ws, stream);
+  if (std::is_same<E, __half>::value && tc2_fits(d))
+    err = cuda::launch_with_smem(tc2_match_kernel, tc_grid(d), kTcThreads, sizeof(Tc2Smem), stream, d,
+                                 reinterpret_cast<const __half*>(ws.fin), reinterpret_cast<const __half*>(ws.fref),
+                                 ws.den, ws.pscore, ws.pidx);
+  else
+    err = cuda::launch_with_smem(diag_match_kernel<Ops>, tc_grid(d), kTcThreads, sizeof(typename Ops::Smem), stream, d,
+                                 ws.fin, ws.fref, ws.den, ws.pscore, ws.pidx);
   if (err != cudaSuccess) return static_cast<int>(err);
   const int64_t count = s.n * s.hp() * s.wp();
   tc_finish_kernel<T><<<blocks_for(count, threads), threads, 0, stream>>>(
@@ -929,22 +1097,31 @@ int launch_tc(const Shape& s, const void* f_in, const void* f_ref, int32_t* inde
 
 namespace {
 // kAuto -> the kernel forward_cuda runs (launch.h)
+// Whether the FP32 diagonal path has passed tests/gpu on a GPU: until then FP32 inputs keep the SIMT kernel unless
+// kSimtDiagonal is asked for. (It has not run on a GPU yet: the session that wrote it had none.)
+constexpr bool kDiagonalFp32Verified = false;
+
 Algo resolve_algo(const Shape& s, DType t, Algo algo) {
   if (algo != Algo::kAuto) return algo;
-  return (t == DType::kFloat16 && tc_supported(s)) ? Algo::kTensorCore : Algo::kSimt;
+  if (t == DType::kFloat16 && tc_supported(s)) return Algo::kTensorCore;
+  return kDiagonalFp32Verified && df_supported(s) ? Algo::kSimtDiagonal : Algo::kSimt;
 }
 }  // namespace
 
 size_t cuda_workspace_bytes(const Shape& s, DType t, Algo algo) {
   if (check_shape(s) != kOk) return workspace_floats(s, nullptr, nullptr) * sizeof(float);
-  if (resolve_algo(s, t, algo) == Algo::kTensorCore && tc_supported(s)) return tc_workspace_bytes(s, nullptr, nullptr);
+  const Algo a = resolve_algo(s, t, algo);
+  if (a == Algo::kTensorCore && tc_supported(s)) return tc_workspace_bytes(s, nullptr, nullptr);
+  if (a == Algo::kSimtDiagonal && df_supported(s)) return df_workspace_bytes(s, nullptr, nullptr);
   return workspace_floats(s, nullptr, nullptr) * sizeof(float);
 }
 
 size_t cuda_workspace_bytes(const Shape& s) {
-  const size_t simt = workspace_floats(s, nullptr, nullptr) * sizeof(float);
-  if (check_shape(s) != kOk || !tc_supported(s)) return simt;
-  return std::max(simt, tc_workspace_bytes(s, nullptr, nullptr));
+  size_t bytes = workspace_floats(s, nullptr, nullptr) * sizeof(float);
+  if (check_shape(s) != kOk) return bytes;
+  if (tc_supported(s)) bytes = std::max(bytes, tc_workspace_bytes(s, nullptr, nullptr));
+  if (df_supported(s)) bytes = std::max(bytes, df_workspace_bytes(s, nullptr, nullptr));
+  return bytes;
 }
 
 int forward_cuda(const Shape& s, DType t, const void* f_in, const void* f_ref, int32_t* index, float* score,
@@ -952,8 +1129,9 @@ int forward_cuda(const Shape& s, DType t, const void* f_in, const void* f_ref, i
   if (check_shape(s) != kOk) return kErrInvalidArgument;
   if (t != DType::kFloat32 && t != DType::kFloat16) return kErrUnsupportedDType;
   algo = resolve_algo(s, t, algo);
-  if (algo != Algo::kSimt && algo != Algo::kTensorCore) return kErrInvalidArgument;
+  if (algo != Algo::kSimt && algo != Algo::kTensorCore && algo != Algo::kSimtDiagonal) return kErrInvalidArgument;
   if (algo == Algo::kTensorCore && !tc_supported(s)) return kErrUnsupportedDType;
+  if (algo == Algo::kSimtDiagonal && !df_supported(s)) return kErrUnsupportedDType;
   if (s.n == 0) return kOk;
   if (f_in == nullptr || f_ref == nullptr || index == nullptr || score == nullptr || workspace == nullptr)
     return kErrInvalidArgument;
@@ -966,8 +1144,15 @@ int forward_cuda(const Shape& s, DType t, const void* f_in, const void* f_ref, i
     if (workspace_bytes < tc_workspace_bytes(s, nullptr, nullptr)) return kErrWorkspaceTooSmall;
     TcWorkspace ws;
     tc_workspace_bytes(s, &ws, workspace);
-    return t == DType::kFloat32 ? launch_tc<float>(s, f_in, f_ref, index, score, ws, st)
-                                : launch_tc<__half>(s, f_in, f_ref, index, score, ws, st);
+    return t == DType::kFloat32 ? launch_diag<float, TcOps>(s, f_in, f_ref, index, score, ws, st)
+                                : launch_diag<__half, TcOps>(s, f_in, f_ref, index, score, ws, st);
+  }
+  if (algo == Algo::kSimtDiagonal) {
+    if (workspace_bytes < df_workspace_bytes(s, nullptr, nullptr)) return kErrWorkspaceTooSmall;
+    TcWorkspaceT<float> ws;
+    df_workspace_bytes(s, &ws, workspace);
+    return t == DType::kFloat32 ? launch_diag<float, DfOps>(s, f_in, f_ref, index, score, ws, st)
+                                : launch_diag<__half, DfOps>(s, f_in, f_ref, index, score, ws, st);
   }
   if (workspace_bytes < workspace_floats(s, nullptr, nullptr) * sizeof(float)) return kErrWorkspaceTooSmall;
   Workspace ws;
