@@ -147,9 +147,10 @@ int main(int argc, char** argv) {
     long v[7];
     for (int i = 0; i < 7; ++i) v[i] = std::atol(argv[1 + i]);
     const Shape s{v[0], v[1], v[2], v[3], v[4], v[5], v[6]};
-    std::printf("simt %zu tc %zu total %zu splits %d fp32diag %zu\n",
+    std::printf("simt %zu tc %zu total %zu splits %d fp32diag %zu verified %d\n",
                 workspace_floats(s, nullptr, nullptr) * sizeof(float), tc_workspace_bytes(s, nullptr, nullptr),
-                cuda_workspace_bytes(s), tc_splits(s), df_workspace_bytes(s, nullptr, nullptr));
+                cuda_workspace_bytes(s), tc_splits(s), df_workspace_bytes(s, nullptr, nullptr),
+                kDiagonalFp32Verified ? 1 : 0);
     return 0;
   }
   if (argc < 12 || argc > 14) return 2;

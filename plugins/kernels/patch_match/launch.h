@@ -47,8 +47,9 @@ inline int check_shape(const Shape& s) {
 int forward_cpu(const Shape& s, DType t, const void* f_in, const void* f_ref, int32_t* index, float* score,
                 const CpuParallelFor* par);
 
-// Device scratch the CUDA kernels need, in bytes: enough for whichever algorithm forward_cuda runs (the maximum of
-// the SIMT path's FP32 normalised maps and the tensor-core path's FP16 NHWC maps plus per-split partial results).
+// Device scratch the CUDA kernels need, in bytes: enough for whichever algorithm forward_cuda runs with kAuto (the
+// maximum of the SIMT path's FP32 normalised maps and the tensor-core path's FP16 NHWC maps plus per-split partial
+// results; an explicit kSimtDiagonal needs cuda_workspace_bytes(s, t, kSimtDiagonal)).
 size_t cuda_workspace_bytes(const Shape& s);
 // The same for the algorithm forward_cuda(s, t, ..., algo) runs (kAuto resolved as there); a host that knows the
 // input type passes it and allocates only what that kernel uses (tensor core: about half of SIMT's).

@@ -1120,7 +1120,8 @@ size_t cuda_workspace_bytes(const Shape& s) {
   size_t bytes = workspace_floats(s, nullptr, nullptr) * sizeof(float);
   if (check_shape(s) != kOk) return bytes;
   if (tc_supported(s)) bytes = std::max(bytes, tc_workspace_bytes(s, nullptr, nullptr));
-  if (df_supported(s)) bytes = std::max(bytes, df_workspace_bytes(s, nullptr, nullptr));
+  // the FP32 diagonal path only once kAuto can pick it (its split partials add ~65 MB at 270x480)
+  if (kDiagonalFp32Verified && df_supported(s)) bytes = std::max(bytes, df_workspace_bytes(s, nullptr, nullptr));
   return bytes;
 }
 
