@@ -1,5 +1,6 @@
 #include "mdcn_plugin.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <sstream>
 #include <vector>
@@ -167,21 +168,29 @@ int32_t MdcnPlugin::configurePlugin(nvinfer1::DynamicPluginTensorDesc const* in,
     std::string err = check_shapes(dims.data(), nbInputs, nullptr);
     if (!err.empty()) return err;
     record_inputs(dims);
-    // the variants for these channels and types (at the profile's largest shape: only channels matter)
-    tactics_.clear();
-    const TacticPolicy policy = tactic_policy();
-    DType t, t_off;
-    if (policy != TacticPolicy::kNone && in[0].max.nbDims == 4 && in[1].max.nbDims == 4 && out[0].max.nbDims == 4 &&
-        to_dtype(in[0].desc.type, &t) && to_dtype(in[2].desc.type, &t_off)) {
-      mdcn::Variant v[8];
-      const mdcn::Shape hi = kernel_shape(in[0].max, in[1].max, out[0].max);
-      const int nv = mdcn::cuda_variants(hi, t, t_off, v, 8, policy == TacticPolicy::kAll);
-      for (int i = 0; i < nv && i < 8; ++i)
-        if (v[i] != mdcn::Variant::kColumnSlab || slab_fits(hi, t, t_off))  // its workspace: getWorkspaceSize
-          tactics_.push_back(static_cast<int32_t>(v[i]));
-    }
+    tactics_ = variants_for(in, out);
     return err;
   });
+}
+
+// The variants to offer for these descriptors (channels and types; the column slab only when it fits the profile's
+// largest shape). A function of the descriptors and the policy alone, so getWorkspaceSize -- which may be asked of
+// another object than configurePlugin -- reserves the slab exactly when the slab's tactic can be chosen.
+std::vector<int32_t> MdcnPlugin::variants_for(nvinfer1::DynamicPluginTensorDesc const* in,
+                                              nvinfer1::DynamicPluginTensorDesc const* out) const {
+  std::vector<int32_t> offered;
+  const TacticPolicy policy = tactic_policy();
+  DType t, t_off;
+  if (policy == TacticPolicy::kNone || in[0].max.nbDims != 4 || in[1].max.nbDims != 4 || out[0].max.nbDims != 4 ||
+      !to_dtype(in[0].desc.type, &t) || !to_dtype(in[2].desc.type, &t_off))
+    return offered;
+  mdcn::Variant v[8];
+  const mdcn::Shape hi = kernel_shape(in[0].max, in[1].max, out[0].max);
+  if (mdcn::check_shape(hi) != kOk) return offered;
+  const int nv = mdcn::cuda_variants(hi, t, t_off, v, 8, policy == TacticPolicy::kAll);
+  for (int i = 0; i < nv && i < 8; ++i)
+    if (v[i] != mdcn::Variant::kColumnSlab || slab_fits(hi, t, t_off)) offered.push_back(static_cast<int32_t>(v[i]));
+  return offered;
 }
 
 MdcnPlugin::TacticPolicy MdcnPlugin::tactic_policy() {
@@ -199,12 +208,6 @@ MdcnPlugin::TacticPolicy MdcnPlugin::tactic_policy() {
 bool MdcnPlugin::slab_fits(const mdcn::Shape& s, DType t, DType t_off) {
   return mdcn::cuda_workspace_bytes(s, t, t_off, Algo::kAuto, mdcn::Variant::kColumnSlab) >
          mdcn::cuda_workspace_bytes(s, t, t_off);
-}
-
-bool MdcnPlugin::offers(mdcn::Variant v) const {
-  for (int32_t t : tactics_)
-    if (t == static_cast<int32_t>(v)) return true;
-  return false;
 }
 
 int32_t MdcnPlugin::getValidTactics(int32_t* tactics, int32_t nbTactics) noexcept {
@@ -342,8 +345,11 @@ size_t MdcnPlugin::getWorkspaceSize(nvinfer1::DynamicPluginTensorDesc const* inp
     if (mdcn::check_shape(lo) != kOk || mdcn::check_shape(hi) != kOk) return 0;
     DType t, t_off;
     if (!to_dtype(inputs[0].desc.type, &t) || !to_dtype(inputs[2].desc.type, &t_off)) return 0;
-    // the column slab too when its tactic is offered (configurePlugin), so that tactic can run every shape
-    const mdcn::Variant v = offers(mdcn::Variant::kColumnSlab) ? mdcn::Variant::kColumnSlab : mdcn::Variant::kDefault;
+    // the column slab too when its tactic is offered (variants_for: as configurePlugin), so it runs every shape
+    const std::vector<int32_t> offered = variants_for(inputs, outputs);
+    const bool slab = std::find(offered.begin(), offered.end(), static_cast<int32_t>(mdcn::Variant::kColumnSlab)) !=
+                      offered.end();
+    const mdcn::Variant v = slab ? mdcn::Variant::kColumnSlab : mdcn::Variant::kDefault;
     return mdcn::cuda_workspace_bytes(lo, hi, t, t_off, Algo::kAuto, v);
   } catch (...) {
     return 0;

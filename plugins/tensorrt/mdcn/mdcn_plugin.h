@@ -61,7 +61,8 @@ class MdcnPlugin final : public PluginBase {
   enum class TacticPolicy { kVerified, kAll, kNone };
   static TacticPolicy tactic_policy();  // RRSR_TRT_MDCN_TACTICS
   static bool slab_fits(const mdcn::Shape& s, DType t, DType t_off);
-  bool offers(mdcn::Variant v) const;   // among the tactics of the last configurePlugin
+  std::vector<int32_t> variants_for(nvinfer1::DynamicPluginTensorDesc const* in,
+                                    nvinfer1::DynamicPluginTensorDesc const* out) const;
   // Checks the input shapes (dims of -1 are unknown and skipped) against each other and the attributes; fills
   // `out` (when not null) with Y's shape. Returns "" or a message.
   std::string check_shapes(const nvinfer1::Dims* in, int32_t nb_inputs, nvinfer1::Dims* out) const;

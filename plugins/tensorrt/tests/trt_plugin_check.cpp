@@ -252,6 +252,12 @@ void check_mdcn(IPluginCreatorV3One* c) {
         check(with_slab >= without + 32 * 32 * 18 * 32 * 2 && with_slab < without + 32 * 32 * 18 * 32 * 2 + 1024,
               "mdcn.workspace_holds_the_slab_when_offered", std::to_string(with_slab) + " vs " + std::to_string(without));
         setenv("RRSR_TRT_MDCN_TACTICS", "all", 1);
+        // the same from a plugin that was never configured (TensorRT may ask another object than the configured one)
+        IPluginV3* fresh = c->createPlugin("m_fresh", &rrsr.fc, TensorRTPhase::kBUILD);
+        auto* fb = fresh ? cap<IPluginV3OneBuild>(fresh, PluginCapabilityType::kBUILD) : nullptr;
+        check(fb != nullptr && fb->getWorkspaceSize(io.data(), 5, &io[5], 1) == with_slab,
+              "mdcn.workspace_slab_without_configure", g_logger.last_error());
+        if (fresh) destroy(fresh);
         auto big = io64(256);  // 256 x 256 x 18 x 32 halves: 72 MiB, past the slab's limit
         got.clear();
         if (qb->configurePlugin(big.data(), 5, &big[5], 1) == 0) {
