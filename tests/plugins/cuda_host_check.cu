@@ -303,7 +303,7 @@ void emulate_mdcn_vec8_slab(const rrsr::mdcn::vec8::Problem<TO>& pr) {
   for (int64_t i = 0; i < slab_elems; ++i) pr.slab[i] = __float2half_rn(1e4f);  // every element must be written
   for (int z = 0; z < pr.n * pr.group; ++z)
     for (int chunk = 0; chunk < pr.chunks; ++chunk)
-      for (int64_t bx = 0; bx < (pr.p_count() + 63) / 64; ++bx)
+      for (int64_t bx = 0; bx < (pr.p_count() + sl::kIm2colPixels - 1) / sl::kIm2colPixels; ++bx)
         for (int t = 0; t < nh::kThreads; ++t) sl::im2col_item(pr, static_cast<int>(bx), chunk, z, t / 32, t % 32);
   std::vector<unsigned char> smem(Tl::kSmemFixed);
   __half* a = reinterpret_cast<__half*>(smem.data());

@@ -725,15 +725,24 @@ __global__ void reduce_kernel(const Problem<TO> pr) {
 // ---------------------------------------------------------------------------------------------------------------
 // Launch
 
+// The grid of an octet GEMM (any of the kernels) with bm x bn tiles: x pixel tiles, y row tiles x K splits, z images
+// x groups; false past CUDA's grid limits.
+template <typename TO>
+inline bool gemm_grid(const Problem<TO>& pr, int bm, int bn, dim3* grid) {
+  const int64_t gx = (pr.p_count() + bn - 1) / bn;
+  const int64_t gy = (pr.cout_g + bm - 1) / bm * pr.splits;
+  const int64_t gz = static_cast<int64_t>(pr.n) * pr.group;
+  if (gx > 0x7fffffff || gy > 65535 || gz > 65535) return false;
+  *grid = dim3(static_cast<unsigned>(gx), static_cast<unsigned>(gy), static_cast<unsigned>(gz));
+  return true;
+}
+
 template <int BM, int BN, int Stages, int MinBlocks = Tiling<BM, BN, Stages>::kMinBlocks, typename TO>
 cudaError_t launch_gemm(const Problem<TO>& pr, cudaStream_t stream) {
-  const int64_t gx = (pr.p_count() + BN - 1) / BN;
-  const int64_t gy = (pr.cout_g + BM - 1) / BM * pr.splits;
-  const int64_t gz = static_cast<int64_t>(pr.n) * pr.group;
-  if (gx > 0x7fffffff || gy > 65535 || gz > 65535) return cudaErrorInvalidConfiguration;
-  return cuda::launch_with_smem(gemm_kernel<BM, BN, Stages, MinBlocks, TO>,
-                                dim3(static_cast<unsigned>(gx), static_cast<unsigned>(gy), static_cast<unsigned>(gz)),
-                                kThreads, Tiling<BM, BN, Stages>::smem_bytes(pr.k_total), stream, pr);
+  dim3 grid;
+  if (!gemm_grid(pr, BM, BN, &grid)) return cudaErrorInvalidConfiguration;
+  return cuda::launch_with_smem(gemm_kernel<BM, BN, Stages, MinBlocks, TO>, grid, kThreads,
+                                Tiling<BM, BN, Stages>::smem_bytes(pr.k_total), stream, pr);
 }
 
 // 1. prepare: weight blocks first, then the input vectors

@@ -165,13 +165,10 @@ RRSR_UNROLL
 
 template <int P, typename TO>
 cudaError_t launch_gemm_regb(const Problem<TO>& pr, cudaStream_t stream) {
-  const int64_t gx = (pr.p_count() + Tiling<P>::kBN - 1) / Tiling<P>::kBN;
-  const int64_t gy = (pr.cout_g + kBM - 1) / kBM * pr.splits;
-  const int64_t gz = static_cast<int64_t>(pr.n) * pr.group;
-  if (gx > 0x7fffffff || gy > 65535 || gz > 65535) return cudaErrorInvalidConfiguration;
-  return cuda::launch_with_smem(gemm_regb_kernel<P, TO>,
-                                dim3(static_cast<unsigned>(gx), static_cast<unsigned>(gy), static_cast<unsigned>(gz)),
-                                kThreads, Tiling<P>::smem_bytes(pr.k_total), stream, pr);
+  dim3 grid;
+  if (!gemm_grid(pr, kBM, Tiling<P>::kBN, &grid)) return cudaErrorInvalidConfiguration;
+  return cuda::launch_with_smem(gemm_regb_kernel<P, TO>, grid, kThreads, Tiling<P>::smem_bytes(pr.k_total), stream,
+                                pr);
 }
 
 template <typename TO>
@@ -185,7 +182,6 @@ cudaError_t launch_gemm(const Problem<TO>& pr, const Config& cfg, cudaStream_t s
 }
 
 }  // namespace regb
-
 }  // namespace vec8
 }  // namespace mdcn
 }  // namespace rrsr

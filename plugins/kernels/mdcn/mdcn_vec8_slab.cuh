@@ -20,16 +20,17 @@ namespace vec8 {
 namespace slab {
 
 constexpr int kStages = 3;
+constexpr int kIm2colPixels = kWarps * 8;  // pixels per im2col block: each warp 8 pixels x a chunk's 4 octets
 
-// 2a. Gather item (lane of warp wid) of block (bx, chunk, z): pixel bx * 64 + wid * 8 + lane % 8 and K' octet
-// chunk * 4 + lane / 8 of image z / group, group z % group -> its 16 bytes of the slab. Pixels past the plane write
-// nothing (the GEMM zero-fills their rows); octets past K' write zeros.
+// 2a. Gather item (lane of warp wid) of block (bx, chunk, z): pixel bx * kIm2colPixels + wid * 8 + lane % 8 and K'
+// octet chunk * 4 + lane / 8 of image z / group, group z % group -> its 16 bytes of the slab. Pixels past the plane
+// write nothing (the GEMM zero-fills their rows); octets past K' write zeros.
 template <typename TO>
 __host__ __device__ __forceinline__ void im2col_item(const Problem<TO>& pr, int bx, int chunk, int z, int wid,
                                                      int lane) {
   const Coord co{z / pr.group, z % pr.group, 0, 0, 0};
   const LaneItem li = lane_item(lane);
-  const int64_t pix = static_cast<int64_t>(bx) * 64 + wid * 8 + li.pixel;
+  const int64_t pix = static_cast<int64_t>(bx) * kIm2colPixels + wid * 8 + li.pixel;
   if (pix >= pr.p_count()) return;
   const int kv = octet_kv(pr, chunk, li);  // -1 past K'
   const int4 entry = table_entry(pr, co.g, kv < 0 ? 0 : kv);
@@ -71,7 +72,8 @@ RRSR_UNROLL
 }
 
 template <int BM, int BN, typename TO>
-__global__ void __launch_bounds__(kThreads, Tiling<BM, BN, kStages>::kMinBlocks) gemm_slab_kernel(const Problem<TO> pr) {
+__global__ void __launch_bounds__(kThreads, Tiling<BM, BN, kStages>::kMinBlocks)
+    gemm_slab_kernel(const Problem<TO> pr) {
   using Tl = Tiling<BM, BN, kStages>;
   extern __shared__ __align__(128) unsigned char smem[];
   __half* a_buf = reinterpret_cast<__half*>(smem);  // [kStages][BM][kLd]
@@ -102,20 +104,17 @@ RRSR_UNROLL
 
 template <int BM, int BN, typename TO>
 cudaError_t launch_gemm_tile(const Problem<TO>& pr, cudaStream_t stream) {
-  const int64_t gx = (pr.p_count() + BN - 1) / BN;
-  const int64_t gy = (pr.cout_g + BM - 1) / BM * pr.splits;
-  const int64_t gz = static_cast<int64_t>(pr.n) * pr.group;
-  if (gx > 0x7fffffff || gy > 65535 || gz > 65535) return cudaErrorInvalidConfiguration;
-  return cuda::launch_with_smem(gemm_slab_kernel<BM, BN, TO>,
-                                dim3(static_cast<unsigned>(gx), static_cast<unsigned>(gy), static_cast<unsigned>(gz)),
-                                kThreads, Tiling<BM, BN, kStages>::kSmemFixed, stream, pr);
+  dim3 grid;
+  if (!gemm_grid(pr, BM, BN, &grid)) return cudaErrorInvalidConfiguration;
+  return cuda::launch_with_smem(gemm_slab_kernel<BM, BN, TO>, grid, kThreads, Tiling<BM, BN, kStages>::kSmemFixed,
+                                stream, pr);
 }
 
 // 2a + 2b (cfg's tile and splits)
 template <typename TO>
 cudaError_t launch(const Problem<TO>& pr, const Config& cfg, cudaStream_t stream) {
   if (pr.slab == nullptr) return cudaErrorInvalidValue;
-  const int64_t gx = (pr.p_count() + 63) / 64, gz = static_cast<int64_t>(pr.n) * pr.group;
+  const int64_t gx = (pr.p_count() + kIm2colPixels - 1) / kIm2colPixels, gz = static_cast<int64_t>(pr.n) * pr.group;
   if (gx > 0x7fffffff || pr.chunks > 65535 || gz > 65535) return cudaErrorInvalidConfiguration;
   im2col_kernel<TO><<<dim3(static_cast<unsigned>(gx), static_cast<unsigned>(pr.chunks), static_cast<unsigned>(gz)),
                       kThreads, 0, stream>>>(pr);

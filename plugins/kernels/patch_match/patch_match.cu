@@ -319,12 +319,14 @@ inline int tc_splits(const Shape& s) {
 }
 
 // Sizes the tensor-core kernel covers (beyond check_shape): k <= 3, the grid fits (gridDim.y, gridDim.z).
-inline bool tc_supported(const Shape& s) {
+// Sizes a diagonal path with channels padded to cp covers (the FP32 one too, df_supported).
+inline bool diag_supported(const Shape& s, int64_t cp) {
   if (s.k > kTcMaxK || s.n > 65535) return false;
   if ((s.hp() + kTcRows - 1) / kTcRows > 65535) return false;
-  return s.n * static_cast<int64_t>(tc_channels_padded(s.c)) * std::max(s.h * s.w, s.hr * s.wr) <
-         (int64_t{1} << 40);
+  return s.n * cp * std::max(s.h * s.w, s.hr * s.wr) < (int64_t{1} << 40);
 }
+
+inline bool tc_supported(const Shape& s) { return diag_supported(s, tc_channels_padded(s.c)); }
 
 inline TcDims tc_dims(const Shape& s) {
   return TcDims{static_cast<int>(s.n),   static_cast<int>(s.c),   tc_channels_padded(s.c),  static_cast<int>(s.h),
@@ -676,11 +678,7 @@ inline TcDims df_dims(const Shape& s) {
 }
 
 // Sizes the FP32 path covers (beyond check_shape): as the tensor-core path.
-inline bool df_supported(const Shape& s) {
-  if (s.k > kTcMaxK || s.n > 65535) return false;
-  if ((s.hp() + kTcRows - 1) / kTcRows > 65535) return false;
-  return s.n * static_cast<int64_t>(df_channels_padded(s.c)) * std::max(s.h * s.w, s.hr * s.wr) < (int64_t{1} << 40);
-}
+inline bool df_supported(const Shape& s) { return diag_supported(s, df_channels_padded(s.c)); }
 
 inline size_t df_workspace_bytes(const Shape& s, TcWorkspaceT<float>* ws, void* base) {
   return diag_workspace_bytes(s, df_channels_padded(s.c), ws, base);
@@ -743,6 +741,8 @@ RRSR_PM_UNROLL
     for (int c = 0; c < 4; ++c) sm.g[4 * ty + r][4 * tx + c] = acc.v[r][c];
 }
 
+#define RRSR_PM_OP __host__ __device__ __forceinline__
+
 // What diag_match_kernel (and its CPU replay) needs of an operand type: the chunk loads, the product into each
 // thread's accumulators (its warp's tensor-core tiles, or its own 4 x 4 FP32 cells) and G.
 struct TcOps {
@@ -753,18 +753,18 @@ struct TcOps {
   struct Acc {
     cuda::MmaAcc m[2];
   };
-  __host__ __device__ __forceinline__ static void zero(Acc& a) {
+  RRSR_PM_OP static void zero(Acc& a) {
     cuda::mma_zero(a.m[0]);
     cuda::mma_zero(a.m[1]);
   }
-  __host__ __device__ __forceinline__ static void load(const TcDims& d, const Elem* fin_b, const Elem* fref_b, int i, int j, int x0,
-                                       int r0, int c0, int tid, Smem& sm) {
+  RRSR_PM_OP static void load(const TcDims& d, const Elem* fin_b, const Elem* fref_b, int i, int j, int x0, int r0,
+                              int c0, int tid, Smem& sm) {
     tc_load_chunk(d, fin_b, fref_b, i, j, x0, r0, c0, tid, sm);
   }
-  __host__ __device__ __forceinline__ static void multiply(const Smem& sm, int tid, int cw, Acc& a) {
+  RRSR_PM_OP static void multiply(const Smem& sm, int tid, int cw, Acc& a) {
     tc_mma_chunk(sm, tid / 32, cw, a.m);
   }
-  __host__ __device__ __forceinline__ static void store(const Acc& a, int tid, Smem& sm) { tc_store_g(a.m, tid / 32, sm); }
+  RRSR_PM_OP static void store(const Acc& a, int tid, Smem& sm) { tc_store_g(a.m, tid / 32, sm); }
 };
 
 struct DfOps {
@@ -773,18 +773,18 @@ struct DfOps {
   static constexpr int kKc = kDfKc;
   static constexpr int kMinBlocks = 2;  // its ~95 KB of shared memory: two blocks per SM (104 registers, no spills)
   using Acc = DfAcc;
-  __host__ __device__ __forceinline__ static void zero(Acc& a) {
+  RRSR_PM_OP static void zero(Acc& a) {
     for (auto& r : a.v)
       for (float& v : r) v = 0.0f;
   }
-  __host__ __device__ __forceinline__ static void load(const TcDims& d, const Elem* fin_b, const Elem* fref_b, int i, int j, int x0,
-                                       int r0, int c0, int tid, Smem& sm) {
+  RRSR_PM_OP static void load(const TcDims& d, const Elem* fin_b, const Elem* fref_b, int i, int j, int x0, int r0,
+                              int c0, int tid, Smem& sm) {
     df_load_chunk(d, fin_b, fref_b, i, j, x0, r0, c0, tid, sm);
   }
-  __host__ __device__ __forceinline__ static void multiply(const Smem& sm, int tid, int /*cw: always kDfKc*/, Acc& a) {
+  RRSR_PM_OP static void multiply(const Smem& sm, int tid, int /*cw: always kDfKc*/, Acc& a) {
     df_fma_chunk(sm, tid, a);
   }
-  __host__ __device__ __forceinline__ static void store(const Acc& a, int tid, Smem& sm) { df_store_g(a, tid, sm); }
+  RRSR_PM_OP static void store(const Acc& a, int tid, Smem& sm) { df_store_g(a, tid, sm); }
 };
 
 // ---- v2 of the main kernel, used when the padded channel count cp <= 256 (RRSR's 256-channel CCN features).
@@ -956,10 +956,9 @@ __global__ void tc_prep_kernel(const T* __restrict__ x, int64_t pixels, int c, i
 // memory: tc_match_kernel (Ops = TcOps, v1 of the tensor-core kernel) and the FP32 path's (DfOps). Only sequences
 // the phases above (tests/plugins/pm_tc_host_check.cu replays the same sequence on the CPU).
 template <class Ops>
-__global__ void __launch_bounds__(kTcThreads, Ops::kMinBlocks) diag_match_kernel(TcDims d, const typename Ops::Elem* __restrict__ fin,
-                                                                const typename Ops::Elem* __restrict__ fref,
-                                                                const float* __restrict__ den,
-                                                                float* __restrict__ pscore, int* __restrict__ pidx) {
+__global__ void __launch_bounds__(kTcThreads, Ops::kMinBlocks)
+    diag_match_kernel(TcDims d, const typename Ops::Elem* __restrict__ fin, const typename Ops::Elem* __restrict__ fref,
+                      const float* __restrict__ den, float* __restrict__ pscore, int* __restrict__ pidx) {
   extern __shared__ __align__(128) unsigned char tc_smem_raw[];
   typename Ops::Smem& sm = *reinterpret_cast<typename Ops::Smem*>(tc_smem_raw);
   const TcBlock blk = tc_block(d, static_cast<int>(blockIdx.x), static_cast<int>(blockIdx.y),
@@ -1078,13 +1077,16 @@ int launch_diag(const Shape& s, const void* f_in, const void* f_ref, int32_t* in
   patch_den_kernel<<<blocks_for(nden, threads), threads, 0, stream>>>(ws.sq, nden, d.hr, d.wr, d.k, d.hrp, d.wrp,
                                                                        ws.den);
   if ((err = cudaGetLastError()) != cudaSuccess) return static_cast<int>(err);
-  if (std::is_same<E, __half>::value && tc2_fits(d))
-    err = cuda::launch_with_smem(tc2_match_kernel, tc_grid(d), kTcThreads, sizeof(Tc2Smem), stream, d,
-                                 reinterpret_cast<const __half*>(ws.fin), reinterpret_cast<const __half*>(ws.fref),
-                                 ws.den, ws.pscore, ws.pidx);
+  auto v1 = [&] {
+    return cuda::launch_with_smem(diag_match_kernel<Ops>, tc_grid(d), kTcThreads, sizeof(typename Ops::Smem), stream,
+                                  d, ws.fin, ws.fref, ws.den, ws.pscore, ws.pidx);
+  };
+  if constexpr (std::is_same<E, __half>::value)
+    err = tc2_fits(d) ? cuda::launch_with_smem(tc2_match_kernel, tc_grid(d), kTcThreads, sizeof(Tc2Smem), stream, d,
+                                               ws.fin, ws.fref, ws.den, ws.pscore, ws.pidx)
+                      : v1();
   else
-    err = cuda::launch_with_smem(diag_match_kernel<Ops>, tc_grid(d), kTcThreads, sizeof(typename Ops::Smem), stream, d,
-                                 ws.fin, ws.fref, ws.den, ws.pscore, ws.pidx);
+    err = v1();
   if (err != cudaSuccess) return static_cast<int>(err);
   const int64_t count = s.n * s.hp() * s.wp();
   tc_finish_kernel<T><<<blocks_for(count, threads), threads, 0, stream>>>(
