@@ -47,6 +47,8 @@ TILES = [(64, 64, 1), (64, 128, 1), (128, 64, 1), (128, 128, 1), (256, 64, 1), (
          (64, 64, 1, 0, 3), (64, 128, 1, 0, 3), (128, 64, 1, 0, 3), (128, 128, 1, 0, 3), (256, 64, 1, 0, 3),
          (64, 64, 2, 0, 3), (128, 64, 2, 0, 3), (128, 64, 4, 0, 3), (256, 64, 4, 0, 3),
          (256, 64, 1, 0, 2, 2), (256, 64, 2, 0, 2, 2), (256, 64, 4, 0, 2, 2)]
+SLAB_GEMM_TILES = [(64, 64, 0), (64, 128, 0), (128, 64, 0), (128, 128, 0), (256, 64, 0)]  # --tiles, column slab
+SLAB_BAND_MIB = (2, 4, 8, 16)  # --tiles: column-slab bands narrower than its default 32 MiB
 PM_SIZES = [(83, 125), (135, 240), (270, 480)]                                    # LR sizes; CCN features 256 ch
 OFFSET_GROUP = 8
 
@@ -206,8 +208,13 @@ def bench_mdcn(ext, budget, iters, tiles=False, profile_kernels=False, offsets="
             if dt == torch.float16:  # the three-stage pipeline on the launcher's tile (not chosen by it yet)
                 row["ours_stages3"] = gpu_time(lambda: ext.mdcn_forward(xs, ws, os_, bs, ms, *a, tile=list(STAGES3)),
                                                budget)
-                # the column slab where it fits (the launcher's tile; its workspace comes with the variant)
+                # the column slab (the launcher's tile; in bands past 32 MiB of columns; its workspace comes with
+                # the variant), and a cuBLAS GEMM of the same K x pixels alone: what any im2col + GEMM pays for
+                # the products, without sampling
                 row["ours_slab"] = gpu_time(lambda: ext.mdcn_forward(xs, ws, os_, bs, ms, *a, variant=4), budget)
+                w2d, cols = ws.reshape(c, -1), torch.randn(9 * c, s * s, device="cuda", dtype=dt, generator=g)
+                row["gemm_cublas"] = gpu_time(lambda: torch.mm(w2d, cols), budget)
+                del cols
                 if c == 256:
                     row["ours_two_blocks"] = gpu_time(
                         lambda: ext.mdcn_forward(xs, ws, os_, bs, ms, *a, tile=list(TWO_BLOCKS)), budget)
@@ -218,6 +225,17 @@ def bench_mdcn(ext, budget, iters, tiles=False, profile_kernels=False, offsets="
                     if "workspace too small" in r.get("skipped", ""):
                         continue  # a split count this shape is too large to be offered
                     row["tiles"]["x".join(map(str, tile))] = r.get("ms", r.get("skipped"))
+                for tile in SLAB_GEMM_TILES:  # the column slab's GEMM on each tile (the launcher's splits)
+                    r = gpu_time(lambda: ext.mdcn_forward(xs, ws, os_, bs, ms, *a, tile=list(tile), variant=4), budget)
+                    row["tiles"]["slab" + "x".join(map(str, tile[:2]))] = r.get("ms", r.get("skipped"))
+                # the column slab in narrower bands than its default 32 MiB (L2 residency between im2col and GEMM)
+                k_pad = -(-9 * c // 32) * 32
+                for mib in SLAB_BAND_MIB:
+                    band = (mib << 20) // (k_pad * 2) // 256 * 256
+                    if 256 <= band < s * s:
+                        r = gpu_time(lambda: ext.mdcn_forward(xs, ws, os_, bs, ms, *a, tile=[0, 0, 0, 0, 0, 0, band],
+                                                              variant=4), budget)
+                        row["tiles"][f"slab{mib}MiB"] = r.get("ms", r.get("skipped"))
             if dt == torch.float16 and budget.left() > 0:
                 with torch.no_grad():
                     want = mdcn_reference(xs.float(), ws.float(), os_.float(), bs.float(), ms.float(), *a)
@@ -260,11 +278,13 @@ def bench_mdcn(ext, budget, iters, tiles=False, profile_kernels=False, offsets="
                 vs = f" (ours / it {row['ours']['ms'] / s3['ms']:.2f})" if "ms" in s3 and "ms" in row["ours"] else ""
                 print(f"{'':>18} three-stage pipeline: {fmt(s3)}{vs}"
                       + (f", err {row['fp16_err_stages3']:.3g}" if "fp16_err_stages3" in row else ""))
-            if row.get("ours_slab") and c * s * s * 9 * 2 <= 32 << 20:  # else it ran the default
+            if row.get("ours_slab"):
                 sb = row["ours_slab"]
                 vs = f" (ours / it {row['ours']['ms'] / sb['ms']:.2f})" if "ms" in sb and "ms" in row["ours"] else ""
-                print(f"{'':>18} column slab (im2col + GEMM): {fmt(sb)}{vs}"
-                      + (f", err {row['fp16_err_slab']:.3g}" if "fp16_err_slab" in row else ""))
+                print(f"{'':>18} column slab (im2col + GEMM{', bands' if c * s * s * 9 * 2 > 32 << 20 else ''}): "
+                      f"{fmt(sb)}{vs}" + (f", err {row['fp16_err_slab']:.3g}" if "fp16_err_slab" in row else ""))
+            if row.get("gemm_cublas"):
+                print(f"{'':>18} cuBLAS GEMM alone (C_out x 9C by 9C x pixels, no sampling): {fmt(row['gemm_cublas'])}")
             if row.get("ours_two_blocks"):
                 tb = row["ours_two_blocks"]
                 vs = f" (ours / it {row['ours']['ms'] / tb['ms']:.2f})" if "ms" in tb and "ms" in row["ours"] else ""
@@ -274,6 +294,10 @@ def bench_mdcn(ext, budget, iters, tiles=False, profile_kernels=False, offsets="
                     row["kernels_us"] = kernel_breakdown(lambda: ext.mdcn_forward(xs, ws, os_, bs, ms, *a))
                     print(f"{'':>18} ours per kernel (us): " + ", ".join(
                         f"{k.split('(')[0][-40:]} {v:.1f}" for k, v in row["kernels_us"]))
+                    row["kernels_us_slab"] = kernel_breakdown(
+                        lambda: ext.mdcn_forward(xs, ws, os_, bs, ms, *a, variant=4))
+                    print(f"{'':>18} column slab per kernel (us): " + ", ".join(
+                        f"{k.split('(')[0][-40:]} {v:.1f}" for k, v in row["kernels_us_slab"]))
                 except Exception as ex:  # noqa: BLE001 - a profiler problem must not end the benchmark
                     print(f"{'':>18} (profiler unavailable: {type(ex).__name__}: {str(ex)[:80]})")
             if row.get("tiles"):

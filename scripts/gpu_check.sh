@@ -8,6 +8,7 @@
 # teeing everything into ${OUT:-build}/gpu_check.log (JSON: bench.json, bench_model.json beside it).
 # Every step runs under a timeout cut to a global deadline (GPU_CHECK_DEADLINE_S, default 540 s) so the whole run
 # ends in time; a failing step is reported and the next one still runs. Exit status: non-zero if any step failed.
+# The sanitizer step stops starting cases after GPU_CHECK_SANITIZER_S (default 90 s).
 # A shorter run (device time is scarce): GPU_CHECK_STEPS=tests,bench (any of tests, sanitizer, bench, model; the
 # build always runs), GPU_CHECK_PYTEST="tests/gpu/test_gpu_kernels.py -k mdcn", GPU_CHECK_BENCH="--only mdcn --tiles".
 set -u -o pipefail
@@ -28,6 +29,18 @@ want() { case "$STEPS" in *",$1,"*) return 0;; *) return 1;; esac; }
 step() { echo; echo "=== $1 ($(date -u +%H:%M:%S), ${SECONDS}s elapsed)"; }
 # seconds a step may take: its own cap, cut to what is left before the deadline minus a reserve for later steps
 allow() { local cap=$1 reserve=$2 left=$((DEADLINE - SECONDS - $2)); [ "$left" -lt "$cap" ] && cap=$left; [ "$cap" -lt 5 ] && cap=5; echo "$cap"; }
+# the reserve a step leaves for the wanted steps after it (tests 60 s, sanitizer 40 s, bench 120 s, model 70 s)
+later() {
+  local r=0 after=0 s
+  [ "$1" = build ] && after=1
+  for s in tests sanitizer bench model; do
+    if [ "$after" = 1 ] && want "$s"; then
+      case $s in tests) r=$((r + 60));; sanitizer) r=$((r + 40));; bench) r=$((r + 120));; model) r=$((r + 70));; esac
+    fi
+    [ "$s" = "$1" ] && after=1
+  done
+  echo "$r"
+}
 
 step "versions"
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv || true
@@ -35,7 +48,7 @@ nvcc --version | tail -n 2 || true
 "$PY" -c "import torch, sys; print('python', sys.version.split()[0], 'torch', torch.__version__, 'cuda', torch.version.cuda, 'device', torch.cuda.get_device_name(0) if torch.cuda.is_available() else None)"
 "$PY" -c "import torchvision; print('torchvision', torchvision.__version__)" || echo "torchvision missing"
 
-t=$(allow 240 200); step "build plugins/torch (timeout $t s)"
+t=$(allow 240 "$(later build)"); step "build plugins/torch (timeout $t s)"
 t0=$SECONDS
 if timeout "$t" "$PY" -c "import plugins.torch as pt; m = pt.build(verbose=True); print('built', m.__file__)"; then
   echo "build: OK in $((SECONDS - t0)) s"
@@ -45,7 +58,7 @@ fi
 
 export RRSR_TRT_KEEP_CASES="${RRSR_TRT_KEEP_CASES:-$PWD/build/trt-cases}"   # kept for the sanitizer step
 if want tests; then
-  t=$(allow 150 200); step "pytest ${GPU_CHECK_PYTEST:-tests/gpu} (timeout $t s)"
+  t=$(allow 210 "$(later tests)"); step "pytest ${GPU_CHECK_PYTEST:-tests/gpu} (timeout $t s)"
   # shellcheck disable=SC2086 # the selection is words on purpose
   timeout "$t" "$PY" -m pytest -q -s -rs ${GPU_CHECK_PYTEST:-tests/gpu} -p no:warnings -p no:cacheprovider \
     || { echo "tests: FAILED (rc=$?)"; status=1; }
@@ -58,13 +71,19 @@ LIB="${RRSR_TRT_BUILD_DIR:-build/plugins-trt}/librrsr_trt_plugins_dynamic.so"
 if ! want sanitizer; then
   :
 elif command -v compute-sanitizer >/dev/null && [ -x "$HARNESS" ] && [ -d "$RRSR_TRT_KEEP_CASES" ]; then
-  t=$(allow 60 160); step "compute-sanitizer memcheck + racecheck on the FP16 enqueue cases (timeout $t s)"
+  step "compute-sanitizer memcheck + racecheck on the FP16 enqueue cases (each under the deadline)"
   # mdcn_tactic*: the MDCN kernel variants (TensorRT custom tactics), offered only with RRSR_TRT_MDCN_TACTICS=all
-  # until they are marked GPU-verified -- races are what the CPU replays cannot see
-  for c in "$RRSR_TRT_KEEP_CASES"/mdcn_fp16* "$RRSR_TRT_KEEP_CASES"/mdcn_tactic* "$RRSR_TRT_KEEP_CASES"/pm_float16* \
+  # until they are marked GPU-verified -- races are what the CPU replays cannot see. A case that would start past
+  # the step's time is listed as skipped.
+  san0=$SECONDS
+  for c in "$RRSR_TRT_KEEP_CASES"/mdcn_tactic* "$RRSR_TRT_KEEP_CASES"/mdcn_fp16* "$RRSR_TRT_KEEP_CASES"/pm_float16* \
            "$RRSR_TRT_KEEP_CASES"/ras_fp16*; do
     [ -d "$c" ] || continue
     for tool in memcheck racecheck; do
+      if [ $((DEADLINE - SECONDS - $(later sanitizer))) -lt 15 ] || [ $((SECONDS - san0)) -gt "${GPU_CHECK_SANITIZER_S:-90}" ]; then
+        echo "$tool $(basename "$c"): skipped (the step's time is spent)"; continue
+      fi
+      t=$(allow 60 "$(later sanitizer)")
       RRSR_TRT_MDCN_TACTICS=all timeout "$t" compute-sanitizer --tool "$tool" --error-exitcode 3 "$HARNESS" "$LIB" "$c" \
         > "build/sanitizer.txt" 2>&1
       rc=$?; echo "$tool $(basename "$c"): rc=$rc $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' build/sanitizer.txt | tail -n 1)"
@@ -76,14 +95,14 @@ else
 fi
 
 if want bench; then
-  t=$(allow 170 70); step "bench kernels (timeout $t s)"
+  t=$(allow 170 "$(later bench)"); step "bench kernels (timeout $t s)"
   # shellcheck disable=SC2086
   timeout "$t" "$PY" scripts/bench_kernels.py --json "$OUTDIR/bench.json" --budget-s $((t - 30)) --cap-s 20 \
     ${GPU_CHECK_BENCH:-} || { echo "bench: FAILED (rc=$?)"; status=1; }
 fi
 
 if want model; then
-  t=$(allow 110 0); step "bench whole model at 1080p output (timeout $t s)"
+  t=$(allow 110 "$(later model)"); step "bench whole model at 1080p output (timeout $t s)"
   # fp32-compiled is left out: FP32 features take the exact SIMT PatchMatch, tens of seconds at this size
   timeout "$t" "$PY" scripts/bench_model.py --json "$OUTDIR/bench_model.json" --budget-s $((t - 40)) \
     --paths "${GPU_CHECK_MODEL_PATHS:-fp16-compiled,fp16-reference,fp32-reference}" \

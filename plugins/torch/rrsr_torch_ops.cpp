@@ -118,10 +118,11 @@ Result mdcn_forward(const Tensor& x, const Tensor& weight, const Tensor& offset,
                     std::vector<int64_t> tile, int64_t variant) {
   const char* op = "rrsr_torch.mdcn_forward";
   RRSR_TRY(check_algo(algo, op));
-  RRSR_REQUIRE(tile.empty() || (tile.size() >= 3 && tile.size() <= 6), op,
-               ": tile must be [] or [bm, bn, splits, regb, stages, min_blocks] (the last three optional; 0 = the "
-               "kernel's choice; regb 1 = the register-B variant; stages 3 = the three-stage K pipeline; min_blocks "
-               "2 = 256x64 capped for two blocks per SM)");
+  RRSR_REQUIRE(tile.empty() || (tile.size() >= 3 && tile.size() <= 7), op,
+               ": tile must be [] or [bm, bn, splits, regb, stages, min_blocks, band] (the last four optional; 0 = "
+               "the kernel's choice; regb 1 = the register-B variant; stages 3 = the three-stage K pipeline; "
+               "min_blocks 2 = 256x64 capped for two blocks per SM; band = the column slab's pixels per band, a "
+               "multiple of 256)");
   rrsr::mdcn::TileChoice choice;
   if (tile.size() >= 3) {
     choice.bm = static_cast<int>(tile[0]);
@@ -129,7 +130,8 @@ Result mdcn_forward(const Tensor& x, const Tensor& weight, const Tensor& offset,
     choice.splits = static_cast<int>(tile[2]);
     choice.regb = tile.size() >= 4 ? static_cast<int>(tile[3]) : 0;
     choice.stages = tile.size() >= 5 ? static_cast<int>(tile[4]) : 0;
-    choice.min_blocks = tile.size() == 6 ? static_cast<int>(tile[5]) : 0;
+    choice.min_blocks = tile.size() >= 6 ? static_cast<int>(tile[5]) : 0;
+    choice.band = tile.size() == 7 ? tile[6] : 0;
   }
   RRSR_REQUIRE(variant >= 0 && variant <= static_cast<int64_t>(rrsr::mdcn::Variant::kColumnSlab), op,
                ": variant must be 0 (default), 1 (three-stage), 2 (register-B), 3 (two blocks per SM) or 4 (column "

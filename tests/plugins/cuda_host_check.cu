@@ -8,9 +8,10 @@
 //
 // usage: cuda_host_check mdcn|mdcn_tc|ras <dir>   (inputs and meta.txt written by test_plugin_cuda_host_check.py)
 //        cuda_host_check variants   (the launcher's configurations with each mdcn::Variant applied)
-//        cuda_host_check mdcn_vec8 <dir> <bm> <bn> <splits> [regb|stages3|slab]   (the vec8 tensor-core kernel
-//                                                       with that tile; regb: its register-B variant; stages3: its
-//                                                       three-stage K pipeline; slab: its column-slab variant)
+//        cuda_host_check mdcn_vec8 <dir> <bm> <bn> <splits> [regb|stages3|slab[<band>]]   (the vec8 tensor-core
+//                                      kernel with that tile; regb: its register-B variant; stages3: its three-stage
+//                                      K pipeline; slab: its column-slab variant, slab<band>: with bands of that many
+//                                      pixels)
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -288,48 +289,59 @@ void emulate_mdcn_vec8_regb(const rrsr::mdcn::vec8::Problem<TO>& pr) {
   replay_reduce(pr);
 }
 
-// The column-slab variant (mdcn_vec8_slab.cuh) on the CPU: prepare, then the im2col kernel item by item (block by
-// block, warp by warp, lane by lane), then per block the GEMM's own three-stage K loop (pipelined_chunks) with
-// whole-block steps -- every thread's weight and column copies (landing only at the schedule's waits), the products
-// warp by warp -- the epilogue lane by lane, and the split-K reduction.
+// The column-slab variant (mdcn_vec8_slab.cuh) on the CPU: prepare, then band by band (slab::launch's loop) the
+// im2col kernel item by item (block by block, warp by warp, lane by lane) and per GEMM block the kernel's own
+// three-stage K loop (pipelined_chunks) with whole-block steps -- every thread's weight and column copies (landing
+// only at the schedule's waits), the products warp by warp -- and the epilogue lane by lane; then the split-K
+// reduction. The slab is poisoned before each band, so a column the GEMM reads must have been written for it.
 template <int BM, int BN, typename TO>
-void emulate_mdcn_vec8_slab(const rrsr::mdcn::vec8::Problem<TO>& pr) {
+void emulate_mdcn_vec8_slab(rrsr::mdcn::vec8::Problem<TO> pr) {
   namespace nh = rrsr::mdcn::vec8;
   namespace sl = rrsr::mdcn::vec8::slab;
   using Tl = nh::Tiling<BM, BN, sl::kStages>;
   const rrsr::cuda::host::DeferCopies defer;
   replay_prepare(pr);
-  const int64_t slab_elems = static_cast<int64_t>(pr.n) * pr.group * pr.p_count() * pr.chunks * nh::kKc;
-  for (int64_t i = 0; i < slab_elems; ++i) pr.slab[i] = __float2half_rn(1e4f);  // every element must be written
-  for (int z = 0; z < pr.n * pr.group; ++z)
-    for (int chunk = 0; chunk < pr.chunks; ++chunk)
-      for (int64_t bx = 0; bx < (pr.p_count() + sl::kIm2colPixels - 1) / sl::kIm2colPixels; ++bx)
-        for (int t = 0; t < nh::kThreads; ++t) sl::im2col_item(pr, static_cast<int>(bx), chunk, z, t / 32, t % 32);
   std::vector<unsigned char> smem(Tl::kSmemFixed);
   __half* a = reinterpret_cast<__half*>(smem.data());
   __half* b = a + sl::kStages * BM * nh::kLd;
   float* scratch = reinterpret_cast<float*>(b + sl::kStages * BN * nh::kLd);
   static rrsr::cuda::MmaAcc acc[nh::kWarps][Tl::kFragsM][Tl::kFragsN];
-  for_each_block<BM, BN>(pr, [&](const nh::Coord& co, int c_begin, int c_end) {
-        for (auto& w : acc)
-          for (auto& r : w)
-            for (auto& f : r) rrsr::cuda::mma_zero(f);
-        nh::pipelined_chunks<sl::kStages>(
-            c_begin, c_end,
-            [&](int c, int buf, int) {
-              for (int t = 0; t < nh::kThreads; ++t) {
-                nh::load_weights<BM>(pr, nh::weight_cursor<BM>(pr, co, t), c, a + buf * BM * nh::kLd);
-                sl::load_columns<BN>(pr, co, c, t, b + buf * BN * nh::kLd);
-              }
-              rrsr::cuda::cp_async_commit();
-            },
-            [&](int buf) {
-              for (int w = 0; w < nh::kWarps; ++w)
-                nh::multiply_chunk<BM, BN>(a + buf * BM * nh::kLd, b + buf * BN * nh::kLd, w, acc[w]);
-            },
-            [&](int, int) {});
-        replay_write_accumulators<BM, BN>(pr, co, acc, scratch);
-      });
+  const int64_t slab_elems = static_cast<int64_t>(pr.n) * pr.group * pr.band * pr.chunks * nh::kKc;
+  for (pr.band0 = 0; pr.band0 < pr.p_count(); pr.band0 += pr.band) {
+    for (int64_t i = 0; i < slab_elems; ++i) pr.slab[i] = __float2half_rn(1e4f);
+    const int64_t pixels = sl::band_pixels(pr);
+    for (int z = 0; z < pr.n * pr.group; ++z)
+      for (int chunk = 0; chunk < pr.chunks; ++chunk)
+        for (int64_t bx = 0; bx < (pixels + sl::kIm2colPixels - 1) / sl::kIm2colPixels; ++bx)
+          for (int t = 0; t < nh::kThreads; ++t) sl::im2col_item(pr, static_cast<int>(bx), chunk, z, t / 32, t % 32);
+    dim3 grid;
+    if (!nh::gemm_grid(pr, BM, BN, &grid, pixels)) std::abort();
+    for (unsigned z = 0; z < grid.z; ++z)
+      for (unsigned by = 0; by < grid.y; ++by)
+        for (unsigned bx = 0; bx < grid.x; ++bx) {
+          const nh::Coord co = sl::band_coord<BM, BN>(pr, static_cast<int>(bx), static_cast<int>(by),
+                                                      static_cast<int>(z));
+          const int c_begin = co.split * pr.chunks_per_split;
+          for (auto& w : acc)
+            for (auto& r : w)
+              for (auto& f : r) rrsr::cuda::mma_zero(f);
+          nh::pipelined_chunks<sl::kStages>(
+              c_begin, std::min(c_begin + pr.chunks_per_split, pr.chunks),
+              [&](int c, int buf, int) {
+                for (int t = 0; t < nh::kThreads; ++t) {
+                  nh::load_weights<BM>(pr, nh::weight_cursor<BM>(pr, co, t), c, a + buf * BM * nh::kLd);
+                  sl::load_columns<BN>(pr, co, c, t, b + buf * BN * nh::kLd);
+                }
+                rrsr::cuda::cp_async_commit();
+              },
+              [&](int buf) {
+                for (int w = 0; w < nh::kWarps; ++w)
+                  nh::multiply_chunk<BM, BN>(a + buf * BM * nh::kLd, b + buf * BN * nh::kLd, w, acc[w]);
+              },
+              [&](int, int) {});
+          replay_write_accumulators<BM, BN>(pr, co, acc, scratch);
+        }
+  }
   replay_reduce(pr);
 }
 
@@ -345,10 +357,6 @@ int emulate_mdcn_vec8(const rrsr::mdcn::Shape& s, const void* x, const void* w, 
   }
   const bool slab = tile.variant == rrsr::mdcn::Variant::kColumnSlab;
   const nh::WorkspaceLayout l = nh::workspace_layout(g, s.n, slab);
-  if (slab && !l.has_slab) {
-    std::fprintf(stderr, "the column slab of this shape exceeds the variant's limit\n");
-    return 2;
-  }
   std::vector<unsigned char> ws(l.total + 16);
   if (tile.splits > l.max_splits) {
     std::fprintf(stderr, "%d splits exceed the %d the workspace reserves for this shape\n", tile.splits,
@@ -356,7 +364,12 @@ int emulate_mdcn_vec8(const rrsr::mdcn::Shape& s, const void* x, const void* w, 
     return 2;
   }
   const bool regb = tile.regb != 0;
-  const auto pr = rrsr::mdcn::make_vec8_problem<TO>(s, g, l, tile.splits, regb, x, w, off, bias, mask, y, ws.data());
+  auto pr = rrsr::mdcn::make_vec8_problem<TO>(s, g, l, tile.splits, regb, x, w, off, bias, mask, y, ws.data());
+  if (slab && !rrsr::mdcn::narrow_band(pr, tile.band)) {
+    std::fprintf(stderr, "band %lld: not a multiple of %lld below the plane\n", static_cast<long long>(tile.band),
+                 static_cast<long long>(nh::kBandAlign));
+    return 2;
+  }
   if (regb) {
     if (tile.bm == 64 && tile.bn == nh::regb::Tiling<2>::kBN) return emulate_mdcn_vec8_regb<2>(pr), 0;
     if (tile.bm == 64 && tile.bn == nh::regb::Tiling<4>::kBN) return emulate_mdcn_vec8_regb<4>(pr), 0;
@@ -547,7 +560,8 @@ int main(int argc, char** argv) {
   if (argc == 2 && std::string(argv[1]) == "variants") return variants_main();
   if (argc != 3 && !((argc == 6 || argc == 7) && std::string(argv[1]) == "mdcn_vec8")) {
     std::fprintf(stderr,
-                 "usage: %s mdcn|mdcn_tc|ras <dir> | mdcn_vec8 <dir> <bm> <bn> <splits> [regb|stages3|slab] | variants\n",
+                 "usage: %s mdcn|mdcn_tc|ras <dir> | mdcn_vec8 <dir> <bm> <bn> <splits> [regb|stages3|slab[<band>]] | "
+                 "variants\n",
                  argv[0]);
     return 2;
   }
@@ -559,13 +573,18 @@ int main(int argc, char** argv) {
     g_tile.bn = std::atoi(argv[4]);
     g_tile.splits = std::atoi(argv[5]);
     const std::string variant = argc == 7 ? argv[6] : "";
-    if (!variant.empty() && variant != "regb" && variant != "stages3" && variant != "slab") {
-      std::fprintf(stderr, "unknown variant %s (regb, stages3 or slab)\n", variant.c_str());
+    const bool slab = variant.compare(0, 4, "slab") == 0 &&
+                      variant.find_first_not_of("0123456789", 4) == std::string::npos;
+    if (!variant.empty() && variant != "regb" && variant != "stages3" && !slab) {
+      std::fprintf(stderr, "unknown variant %s (regb, stages3, slab or slab<band pixels>)\n", variant.c_str());
       return 2;
     }
     g_tile.regb = variant == "regb";
     g_tile.stages = variant == "stages3" ? 3 : 2;
-    if (variant == "slab") g_tile.variant = rrsr::mdcn::Variant::kColumnSlab;
+    if (slab) {
+      g_tile.variant = rrsr::mdcn::Variant::kColumnSlab;
+      g_tile.band = variant.size() > 4 ? std::atoll(variant.c_str() + 4) : 0;
+    }
     return mdcn_main(dir, true, true);
   }
   if (op == "ras") return ras_main(dir);

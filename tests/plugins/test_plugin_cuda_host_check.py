@@ -146,6 +146,13 @@ SLAB_TILES = [(64, 64, 1, "slab"), (64, 128, 1, "slab"), (128, 64, 1, "slab"), (
 VEC8_PARAMS += [(c, SLAB_TILES[0], "fp16_fp32off") for c in MDCN_VEC8_CASES]
 VEC8_PARAMS += [(MDCN_VEC8_CASES[0], t, "fp16_fp32off") for t in SLAB_TILES[1:]]
 VEC8_PARAMS += [(MDCN_VEC8_CASES[1], t, "fp16_fp16off") for t in SLAB_TILES[5:]]
+# the slab in bands (slab::launch's loop, as large problems run): 2 images x 667 pixels in bands of 256 or 512
+# pixels (the last one partial), tiles that end inside or at a band's end, split-K, FP16 offsets; a band past the
+# plane is the whole plane
+BAND_CASE = ("vec8_bands", 2, 16, 23, 29, 40, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1, 2, True, True, 2.0)
+VEC8_PARAMS += [(BAND_CASE, (64, 64, 1, "slab256"), "fp16_fp32off"), (BAND_CASE, (64, 128, 3, "slab256"), "fp16_fp16off"),
+                (BAND_CASE, (128, 64, 1, "slab512"), "fp16_fp32off"), (MDCN_VEC8_CASES[0], (64, 64, 1, "slab256"),
+                                                                         "fp16_fp32off")]
 
 
 @pytest.mark.parametrize("case, tile, types", VEC8_PARAMS,
@@ -176,27 +183,37 @@ def test_cuda_mdcn_variants_apply_where_they_can(host_check):
             ch, size, sms, v, bm, bn, splits, regb, stages, min_blocks, slab, ok = map(int, f)
             rows[ch, size, sms, v] = dict(bm=bm, bn=bn, splits=splits, regb=regb, stages=stages, min_blocks=min_blocks,
                                           slab=slab, ok=ok)
-    # all variants that can differ, none for FP32; GPU-verified ones only by default (none has run on a GPU yet)
-    assert offered == {64: (["1", "2", "4"], [], []), 128: (["1", "4"], [], []), 256: (["1", "3", "4"], [], [])}
+    # all variants that can differ, none for FP32; GPU-verified ones only by default (all passed on an H200); not
+    # 3 (two blocks per SM), which is the launcher's own choice for the 256x64 tile
+    assert offered == {64: (["1", "2", "4"], [], ["1", "2", "4"]), 128: (["1", "4"], [], ["1", "4"]),
+                       256: (["1", "4"], [], ["1", "4"])}
     for (ch, size, sms, v), c in rows.items():
         base = rows[ch, size, sms, 0]
         assert c["ok"] == 1, (ch, size, sms, v, c)
         changed = {k for k in c if c[k] != base[k]}
+        capped = base["min_blocks"] == 2  # the launcher's 256x64 tile; the other variants run their own rule
+        assert capped == ((base["bm"], base["bn"]) == (256, 64)), (ch, size, sms, base)
         if v == 1:
-            assert changed == {"stages"} and c["stages"] == 3, (ch, size, sms, c)
+            assert changed == {"stages"} | ({"min_blocks"} if capped else set()) and c["stages"] == 3, (ch, size, c)
         elif v == 2:  # register-B on the 64-row tile (64x128), else the default
             assert changed == ({"regb", "bn"} - ({"bn"} if base["bn"] == 128 else set()) if base["bm"] == 64
                                else set()), (ch, size, sms, c, base)
-        elif v == 3:  # two blocks per SM on the 256x64 tile, else the default
-            assert changed == ({"min_blocks"} if (base["bm"], base["bn"]) == (256, 64) else set()), (ch, size, c)
-        elif v == 4:  # the column slab where it fits its 32 MiB limit (every stage at 40x40, only 64 channels at
-            # 160x160: 29.5 MB), else the default
-            slab_bytes = size * size * -(-ch * 9 // 32) * 32 * 2
-            assert changed == ({"slab"} if slab_bytes <= 32 << 20 else set()), (ch, size, sms, c)
+        elif v == 3:  # two blocks per SM on the 256x64 tile: the default already
+            assert changed == set(), (ch, size, c)
+        elif v == 4:  # the column slab everywhere (in bands where the columns exceed 32 MiB)
+            assert changed == {"slab"} | ({"min_blocks"} if capped else set()), (ch, size, sms, c)
     assert rows[64, 160, 132, 2]["regb"] == 1 and rows[256, 160, 132, 3]["min_blocks"] == 2  # RRSR's 160x160
     assert rows[64, 40, 132, 0]["bn"] == 64 and rows[64, 40, 132, 2]["bn"] == 128  # small grid: regb's own tile
-    assert rows[64, 160, 132, 4]["slab"] == 1 and rows[128, 160, 132, 4]["slab"] == 0
+    assert rows[64, 160, 132, 4]["slab"] == 1 and rows[256, 160, 132, 4]["slab"] == 1
     assert rows[256, 40, 132, 0]["bm"] == 128 and rows[256, 40, 132, 3] == rows[256, 40, 132, 0]  # not 256x64
+
+
+def test_cuda_mdcn_vec8_slab_band_must_be_aligned(host_check, tmp_path):
+    # a band that is not a multiple of 256 pixels below the plane would leave GEMM tiles straddling two bands
+    _mdcn_inputs(tmp_path, BAND_CASE, "fp16_fp32off")
+    r = subprocess.run([str(host_check), "mdcn_vec8", str(tmp_path), "64", "64", "1", "slab300"], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 2 and "band 300: not a multiple of 256" in r.stderr
 
 
 def test_cuda_mdcn_vec8_refuses_unaligned_channels(host_check, tmp_path):

@@ -55,8 +55,9 @@ enum class Variant : int {
   kThreeStage = 1,       // the octet kernel's three-stage K pipeline, on the tile and splits it picks
   kRegisterB = 2,        // the register-B variant (64 x 128 pixels) where the kernel picks a 64-row tile
   kTwoBlocksPerSm = 3,   // its 256 x 64 tile with registers capped for two blocks per SM, where it picks that tile
-  kColumnSlab = 4,       // every column sampled first into the workspace, then a plain GEMM, where the workspace
-                         // holds the columns (cuda_workspace_bytes with this variant: small problems only)
+                         // (its own choice there since the H200 measurements: no longer offered as a tactic)
+  kColumnSlab = 4,       // the columns sampled first into the workspace, then a plain GEMM, a band of pixels at a
+                         // time (at most 32 MiB of columns: cuda_workspace_bytes with this variant)
 };
 
 // Whether variant v has passed the GPU tests (tests/gpu through scripts/gpu_check.sh) on real hardware. A variant
@@ -74,12 +75,14 @@ int cuda_variants(const Shape& s, DType t, DType t_offset, Variant* out, int cap
 // 128x128, 256x64) and the number of K splits the vec8 tensor-core kernel runs instead of its own choice; regb = 1
 // runs its register-B variant (mdcn_vec8_regb.cuh; tiles 64x128, 64x256), stages = 3 the shared-memory kernel's
 // three-stage K pipeline (gathers a whole iteration ahead; pipelined_chunks), min_blocks = 2 its 256x64 tile with
-// registers capped for two blocks per SM; the kernel chooses none of these by itself yet. Zero fields keep its
-// choice; ignored by the other kernels. `variant` is applied first, where it applies (see Variant); the fields
-// above then override it and fail where the kernel lacks what they name.
+// registers capped for two blocks per SM (the kernel's own choice for that tile; a pinned tile runs with its own
+// register rule unless min_blocks says otherwise). Zero fields keep its choice; ignored by the other kernels. `variant` is applied first, where it applies (see Variant); the fields
+// above then override it and fail where the kernel lacks what they name. `band`: the column-slab variant's pixels
+// per band, when fewer than its slab holds (a multiple of 256 unless it covers the plane).
 struct TileChoice {
   int bm = 0, bn = 0, splits = 0, regb = 0, stages = 0, min_blocks = 0;
   Variant variant = Variant::kDefault;
+  int64_t band = 0;
 };
 
 // Device scratch forward_cuda(s, t, t_offset, ..., algo) needs, in bytes (0: none). The vec8 tensor-core kernel
@@ -87,8 +90,8 @@ struct TileChoice {
 // small to fill the GPU, FP32 partial sums of up to 4 K splits (4*n*c_out*h_out*w_out floats). Sizes only grow
 // with the shape, except the partial sums: a host that sizes the scratch for its largest shape still runs smaller
 // ones (unsplit where the partial sums do not fit).
-// `variant` kColumnSlab adds the column slab where it is small enough (its variant runs only with that room; the
-// others need nothing extra).
+// `variant` kColumnSlab adds the column slab, at most 32 MiB or one 256-pixel band (its variant runs only with that
+// room; the others need nothing extra).
 size_t cuda_workspace_bytes(const Shape& s, DType t, DType t_offset, Algo algo = Algo::kAuto,
                             Variant variant = Variant::kDefault);
 // Scratch enough for every shape from `smallest` to `largest` (same channels and attributes; e.g. a TensorRT

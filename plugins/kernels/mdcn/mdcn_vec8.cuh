@@ -106,15 +106,16 @@ struct Problem : Geometry {
   __half* __restrict__ xh;          // workspace: [n][c / 8][h][w][8] (channel octets, 16 bytes per pixel)
   __half* __restrict__ wr;          // workspace: [group][cout_g][K'] (reorder_weight) or fragment-ordered
   float* __restrict__ partial;      // workspace: [splits][n][c_out][hw_out] (splits > 1)
-  __half* __restrict__ slab;        // workspace: [n * group][hw_out][chunks * kKc] (the column-slab variant only)
+  __half* __restrict__ slab;        // workspace: [n * group][band][chunks * kKc] (the column-slab variant only)
+  int64_t band0, band;              // column-slab variant: the slab holds output pixels band0 .. band0 + band - 1
   const TO* __restrict__ off;
   const TO* __restrict__ mask;      // may be null
   const __half* __restrict__ bias;  // may be null
   __half* __restrict__ y;
 };
 
-// Workspace layout: xh, wr, then (split-K) the partial sums, then (when asked for and small enough) the column
-// slab of the column-slab variant (mdcn_vec8_slab.cuh).
+// Workspace layout: xh, wr, then (split-K) the partial sums, then (when asked for) the column slab of the
+// column-slab variant (mdcn_vec8_slab.cuh).
 struct WorkspaceLayout {
   size_t xh, wr, partial, slab, total;  // byte offsets of each part; total bytes
   int64_t max_splits;                   // partial sums reserved for this many splits (1 = none)
@@ -137,11 +138,34 @@ inline size_t frag_weight_elements(const Geometry& g) {
   return static_cast<size_t>(g.group) * frag_row_tiles(g) * chunk_count(g) * kFragBlock;
 }
 
-// The column slab of a problem: every (pixel, K' chunk) column of every image and group, FP16.
-inline size_t slab_bytes(const Geometry& g, int64_t n) {
-  return static_cast<size_t>(n) * g.group * g.p_count() * chunk_count(g) * kKc * sizeof(__half);
+// The column slab of the column-slab variant: the (pixel, K' chunk) columns of every image and group, FP16, for a
+// band of output pixels at a time -- all of them where they fit kMaxSlabBytes (RRSR's small stages), else the most
+// multiples of kBandAlign that do (at least one), so the workspace stays bounded and a band can stay in L2 between
+// its im2col and its GEMM. Bands of kBandAlign multiples keep every im2col block and GEMM tile inside one band.
+constexpr size_t kMaxSlabBytes = size_t{32} << 20;
+constexpr int64_t kBandAlign = 256;
+inline size_t slab_pixel_bytes(const Geometry& g, int64_t n) {
+  return static_cast<size_t>(n) * g.group * chunk_count(g) * kKc * sizeof(__half);
 }
-constexpr size_t kMaxSlabBytes = size_t{32} << 20;  // the column-slab variant runs only below this (RRSR's small stages)
+inline int64_t slab_band(const Geometry& g, int64_t n) {
+  const int64_t p = g.p_count();
+  const size_t per = slab_pixel_bytes(g, n);
+  if (static_cast<size_t>(p) * per <= kMaxSlabBytes) return p;
+  const int64_t fit = static_cast<int64_t>(kMaxSlabBytes / per) / kBandAlign * kBandAlign;
+  return fit > kBandAlign ? fit : kBandAlign;
+}
+inline size_t slab_bytes(const Geometry& g, int64_t n) {
+  return static_cast<size_t>(slab_band(g, n)) * slab_pixel_bytes(g, n);
+}
+// Slab bytes enough for every problem with these channels up to g's size and n images: slab_bytes(g, n), or
+// kMaxSlabBytes where g's own band was cut down to a kBandAlign multiple below it (a smaller problem that fits
+// whole can take up to kMaxSlabBytes).
+inline size_t slab_bytes_up_to(const Geometry& g, int64_t n) {
+  const size_t own = slab_bytes(g, n);
+  const size_t whole = static_cast<size_t>(g.p_count()) * slab_pixel_bytes(g, n);
+  const size_t small = whole < kMaxSlabBytes ? whole : kMaxSlabBytes;
+  return own > small ? own : small;
+}
 
 inline WorkspaceLayout workspace_layout(const Geometry& g, int64_t n, bool want_slab = false) {
   WorkspaceLayout l{};
@@ -153,7 +177,7 @@ inline WorkspaceLayout workspace_layout(const Geometry& g, int64_t n, bool want_
   l.slab = align_up(l.partial + (l.max_splits > 1 ? static_cast<size_t>(l.max_splits) * n * g.c_out * g.p_count() *
                                                         sizeof(float)
                                                   : 0));
-  l.has_slab = want_slab && slab_bytes(g, n) <= kMaxSlabBytes;
+  l.has_slab = want_slab;
   l.total = l.slab + (l.has_slab ? slab_bytes(g, n) : 0);
   return l;
 }
@@ -171,8 +195,9 @@ struct Config {
   bool regb;   // the register-B variant (mdcn_vec8_regb.cuh) instead of the shared-memory column tile
   bool slab;   // the column-slab variant (mdcn_vec8_slab.cuh): im2col into the workspace, then a plain GEMM
   int stages;  // K-loop pipeline depth of the shared-memory kernel (pipelined_chunks): 2 or 3
-  // resident blocks per SM its registers are capped for; 0 = the tile's rule (Tiling::kMinBlocks). The one variant:
-  // 256x64 with two stages at 2 (126 registers instead of 177, no spills: twice the warps per SM)
+  // resident blocks per SM its registers are capped for; 0 = the tile's rule (Tiling::kMinBlocks). The one variant,
+  // pick_config's choice for that tile: 256x64 with two stages at 2 (126 registers instead of 177, no spills: twice
+  // the warps per SM)
   int min_blocks;
 };
 
@@ -185,7 +210,8 @@ inline bool supported_tile(int bm, int bn) {
 // smallest tile holding C_out / group, so each column chunk is sampled once; BN 128 for BM 64 (halves the weight
 // traffic per pixel), else 64 (fewer registers). While the grid would leave SMs idle: BN 64, then BM 256 -> 128;
 // below half a wave, split K (within the workspace's reservation, >= 16 chunks per split: shorter splits lost
-// more to their prologue and the reduction than they gained in parallelism).
+// more to their prologue and the reduction than they gained in parallelism). The 256x64 tile runs with registers
+// capped for two blocks per SM (H200: 1.31x at 256@160^2, 1.05x at 256@40^2 split in 4).
 inline Config pick_config(const Geometry& g, int64_t n, int sm_count, int64_t max_splits) {
   Config c{g.cout_g <= 64 ? 64 : (g.cout_g <= 128 ? 128 : 256), 64, 1, false, false, 2, 0};
   if (c.bm == 64) c.bn = 128;
@@ -200,6 +226,7 @@ inline Config pick_config(const Geometry& g, int64_t n, int sm_count, int64_t ma
     if (s > chunks / 16) s = chunks / 16;
     if (s > 1) c.splits = static_cast<int>(s);
   }
+  if (c.bm == 256 && c.bn == 64) c.min_blocks = 2;
   return c;
 }
 
@@ -726,10 +753,10 @@ __global__ void reduce_kernel(const Problem<TO> pr) {
 // Launch
 
 // The grid of an octet GEMM (any of the kernels) with bm x bn tiles: x pixel tiles, y row tiles x K splits, z images
-// x groups; false past CUDA's grid limits.
+// x groups (x: `pixels` of them, default all); false past CUDA's grid limits.
 template <typename TO>
-inline bool gemm_grid(const Problem<TO>& pr, int bm, int bn, dim3* grid) {
-  const int64_t gx = (pr.p_count() + bn - 1) / bn;
+inline bool gemm_grid(const Problem<TO>& pr, int bm, int bn, dim3* grid, int64_t pixels = -1) {
+  const int64_t gx = ((pixels < 0 ? pr.p_count() : pixels) + bn - 1) / bn;
   const int64_t gy = (pr.cout_g + bm - 1) / bm * pr.splits;
   const int64_t gz = static_cast<int64_t>(pr.n) * pr.group;
   if (gx > 0x7fffffff || gy > 65535 || gz > 65535) return false;

@@ -1,13 +1,15 @@
-// The column-slab variant of the octet kernel (Variant::kColumnSlab), for problems whose whole column matrix is
-// small (slab_bytes <= kMaxSlabBytes: RRSR's low-resolution stages). The fused kernel samples a K chunk just before
-// its products, so at these sizes -- few blocks, each with many chunks in sequence -- it mostly waits on gathers.
-// Here the sampling is done first, for every column at once:
+// The column-slab variant of the octet kernel (Variant::kColumnSlab). The fused kernel samples a K chunk just before
+// its products, so where the blocks are few (RRSR's small stages: each block with many chunks in sequence) or the
+// gathers dominate, it mostly waits on them. Here the sampling is done first, for every column of a band of pixels
+// at once (slab_band: all of them where they fit kMaxSlabBytes, else bands of kBandAlign multiples, one after the
+// other on the stream, the slab reused):
 //   2a. im2col: one gather item per thread -- the fused kernel's own (gather_at, blend_pack: FP32 position, weights
 //       and blend, one FP16 rounding), a warp taking 8 pixels x 4 K' octets as there -- into the slab
-//       [n * group][hw_out][chunks * kKc] (K' past k_total written as zeros), so the whole GPU's parallelism hides
+//       [n * group][band][chunks * kKc] (K' past k_total written as zeros), so the whole GPU's parallelism hides
 //       the gathers' latency;
 //   2b. gemm: the octet kernel's products and epilogue, both operand tiles copied by cp.async three stages deep
-//       (pipelined_chunks), no gathers in the K loop.
+//       (pipelined_chunks), no gathers in the K loop; a band's columns are read back soon after they were written
+//       (from L2 where the band fits it, as the default 32 MiB does on an H100/H200).
 // Prepare (the octet copy, the weights) and the split-K reduction are the octet kernel's. The slab is the last part
 // of the workspace (workspace_layout(..., want_slab)).
 #pragma once
@@ -22,15 +24,16 @@ namespace slab {
 constexpr int kStages = 3;
 constexpr int kIm2colPixels = kWarps * 8;  // pixels per im2col block: each warp 8 pixels x a chunk's 4 octets
 
-// 2a. Gather item (lane of warp wid) of block (bx, chunk, z): pixel bx * kIm2colPixels + wid * 8 + lane % 8 and K'
-// octet chunk * 4 + lane / 8 of image z / group, group z % group -> its 16 bytes of the slab. Pixels past the plane
-// write nothing (the GEMM zero-fills their rows); octets past K' write zeros.
+// 2a. Gather item (lane of warp wid) of block (bx, chunk, z): pixel band0 + bx * kIm2colPixels + wid * 8 + lane % 8
+// and K' octet chunk * 4 + lane / 8 of image z / group, group z % group -> its 16 bytes of the slab. Pixels past the
+// plane write nothing (the GEMM zero-fills their rows); octets past K' write zeros.
 template <typename TO>
 __host__ __device__ __forceinline__ void im2col_item(const Problem<TO>& pr, int bx, int chunk, int z, int wid,
                                                      int lane) {
   const Coord co{z / pr.group, z % pr.group, 0, 0, 0};
   const LaneItem li = lane_item(lane);
-  const int64_t pix = static_cast<int64_t>(bx) * kIm2colPixels + wid * 8 + li.pixel;
+  const int64_t in_band = static_cast<int64_t>(bx) * kIm2colPixels + wid * 8 + li.pixel;
+  const int64_t pix = pr.band0 + in_band;
   if (pix >= pr.p_count()) return;
   const int kv = octet_kv(pr, chunk, li);  // -1 past K'
   const int4 entry = table_entry(pr, co.g, kv < 0 ? 0 : kv);
@@ -39,7 +42,7 @@ __host__ __device__ __forceinline__ void im2col_item(const Problem<TO>& pr, int 
   const OffsetRegs o = load_offsets_at(pr, px, &entry, local);
   Gathered gr;
   gather_at(pr, px, &entry, local, o, gr);
-  const int64_t row = static_cast<int64_t>(z) * pr.p_count() + pix;
+  const int64_t row = static_cast<int64_t>(z) * pr.band + in_band;
   *reinterpret_cast<uint4*>(pr.slab + row * (static_cast<int64_t>(pr.chunks) * kKc) +
                             (static_cast<int64_t>(chunk) * kVecs + li.slot) * kVec) = blend_pack(gr);
 }
@@ -51,8 +54,8 @@ __global__ void __launch_bounds__(kThreads) im2col_kernel(const Problem<TO> pr) 
               tid % 32);
 }
 
-// 2b. Thread tid's share of chunk `chunk`'s column tile: pixel rows pix0 .. pix0 + BN of the slab -> b[BN][kLd] by
-// cp.async, rows past the plane zero-filled.
+// 2b. Thread tid's share of chunk `chunk`'s column tile: pixel rows pix0 .. pix0 + BN (inside the band) of the slab
+// -> b[BN][kLd] by cp.async, rows past the plane zero-filled.
 template <int BN, typename TO>
 __host__ __device__ __forceinline__ void load_columns(const Problem<TO>& pr, const Coord& co, int chunk, int tid,
                                                      __half* b) {
@@ -66,9 +69,24 @@ RRSR_UNROLL
     const int r = tid / kVecs + i * (kThreads / kVecs);
     const int64_t pix = co.pix0 + r;
     const bool valid = pix < pr.p_count();
-    const __half* src = pr.slab + (z * pr.p_count() + (valid ? pix : 0)) * k_pad + chunk * kKc + vec * kVec;
+    const __half* src = pr.slab + (z * pr.band + (valid ? pix - pr.band0 : 0)) * k_pad + chunk * kKc + vec * kVec;
     cuda::cp_async16(b + r * kLd + vec * kVec, src, valid);
   }
+}
+
+// The GEMM block (bx, by, bz) of the current band: coord_of, pixels counted from band0.
+template <int BM, int BN, typename TO>
+__host__ __device__ __forceinline__ Coord band_coord(const Problem<TO>& pr, int bx, int by, int bz) {
+  Coord co = coord_of<BM>(pr, bx, by, bz, BN);
+  co.pix0 += pr.band0;
+  return co;
+}
+
+// Output pixels of the current band.
+template <typename TO>
+__host__ __device__ __forceinline__ int64_t band_pixels(const Problem<TO>& pr) {
+  const int64_t left = pr.p_count() - pr.band0;
+  return left < pr.band ? left : pr.band;
 }
 
 template <int BM, int BN, typename TO>
@@ -79,8 +97,8 @@ __global__ void __launch_bounds__(kThreads, Tiling<BM, BN, kStages>::kMinBlocks)
   __half* a_buf = reinterpret_cast<__half*>(smem);  // [kStages][BM][kLd]
   __half* b_buf = a_buf + kStages * BM * kLd;       // [kStages][BN][kLd]
   float* scratch = reinterpret_cast<float*>(b_buf + kStages * BN * kLd);
-  const Coord co = coord_of<BM>(pr, static_cast<int>(blockIdx.x), static_cast<int>(blockIdx.y),
-                                static_cast<int>(blockIdx.z), BN);
+  const Coord co = band_coord<BM, BN>(pr, static_cast<int>(blockIdx.x), static_cast<int>(blockIdx.y),
+                                     static_cast<int>(blockIdx.z));
   const int tid = static_cast<int>(threadIdx.x), wid = tid / 32, lane = tid % 32;
   const WeightCursor<BM> wc = weight_cursor<BM>(pr, co, tid);
   const int c_begin = co.split * pr.chunks_per_split;
@@ -105,18 +123,16 @@ RRSR_UNROLL
 template <int BM, int BN, typename TO>
 cudaError_t launch_gemm_tile(const Problem<TO>& pr, cudaStream_t stream) {
   dim3 grid;
-  if (!gemm_grid(pr, BM, BN, &grid)) return cudaErrorInvalidConfiguration;
+  if (!gemm_grid(pr, BM, BN, &grid, band_pixels(pr))) return cudaErrorInvalidConfiguration;
   return cuda::launch_with_smem(gemm_slab_kernel<BM, BN, TO>, grid, kThreads, Tiling<BM, BN, kStages>::kSmemFixed,
                                 stream, pr);
 }
 
-// 2a + 2b (cfg's tile and splits)
 template <typename TO>
-cudaError_t launch(const Problem<TO>& pr, const Config& cfg, cudaStream_t stream) {
-  if (pr.slab == nullptr) return cudaErrorInvalidValue;
-  const int64_t gx = (pr.p_count() + kIm2colPixels - 1) / kIm2colPixels, gz = static_cast<int64_t>(pr.n) * pr.group;
-  if (gx > 0x7fffffff || pr.chunks > 65535 || gz > 65535) return cudaErrorInvalidConfiguration;
-  im2col_kernel<TO><<<dim3(static_cast<unsigned>(gx), static_cast<unsigned>(pr.chunks), static_cast<unsigned>(gz)),
+cudaError_t launch_band(const Problem<TO>& pr, const Config& cfg, cudaStream_t stream) {
+  const int64_t gx = (band_pixels(pr) + kIm2colPixels - 1) / kIm2colPixels;
+  im2col_kernel<TO><<<dim3(static_cast<unsigned>(gx), static_cast<unsigned>(pr.chunks),
+                           static_cast<unsigned>(static_cast<int64_t>(pr.n) * pr.group)),
                       kThreads, 0, stream>>>(pr);
   cudaError_t err = cudaGetLastError();
   if (err != cudaSuccess) return err;
@@ -128,6 +144,21 @@ cudaError_t launch(const Problem<TO>& pr, const Config& cfg, cudaStream_t stream
     case 256064: return launch_gemm_tile<256, 64>(pr, stream);
     default: return cudaErrorInvalidValue;
   }
+}
+
+// 2a + 2b (cfg's tile and splits) band by band: pr.band pixels at a time (all of them, or a multiple of kBandAlign),
+// pr.band0 ignored. Stream order keeps a band's im2col after the previous band's GEMM, which read the same slab.
+template <typename TO>
+cudaError_t launch(Problem<TO> pr, const Config& cfg, cudaStream_t stream) {
+  if (pr.slab == nullptr || pr.band < 1) return cudaErrorInvalidValue;
+  if (pr.band < pr.p_count() && pr.band % kBandAlign != 0) return cudaErrorInvalidValue;
+  const int64_t gx = (pr.band + kIm2colPixels - 1) / kIm2colPixels, gz = static_cast<int64_t>(pr.n) * pr.group;
+  if (gx > 0x7fffffff || pr.chunks > 65535 || gz > 65535) return cudaErrorInvalidConfiguration;
+  for (pr.band0 = 0; pr.band0 < pr.p_count(); pr.band0 += pr.band) {
+    const cudaError_t err = launch_band(pr, cfg, stream);
+    if (err != cudaSuccess) return err;
+  }
+  return cudaSuccess;
 }
 
 }  // namespace slab

@@ -20,12 +20,18 @@ inline bool has_kernel(const Config& c) {
   return c.min_blocks == 0 || (c.min_blocks == 2 && c.stages == 2 && c.bm == 256 && c.bn == 64);
 }
 
-// cfg with `v` applied where it applies (launch.h's Variant): the three-stage pipeline on any tile; the register-B
-// variant (its 64 x 128 tile) where cfg has 64-row tiles; the two-blocks-per-SM cap on the two-stage 256 x 64 tile;
-// the column slab where the workspace holds it (`slab_room`).
+// cfg with `v` applied where it applies (launch.h's Variant): the three-stage pipeline on the shared-memory kernel
+// with cfg's tile (its own register rule); the register-B variant (its 64 x 128 tile) where cfg has 64-row tiles;
+// the two-blocks-per-SM cap on the two-stage 256 x 64 tile (pick_config's own choice there now); the column slab
+// (its GEMM on cfg's tile) where the workspace holds it (`slab_room`).
 inline Config with_variant(Config cfg, Variant v, bool slab_room) {
   switch (v) {
-    case Variant::kThreeStage: cfg.stages = 3; break;
+    case Variant::kThreeStage:
+      if (!cfg.regb) {
+        cfg.stages = 3;
+        cfg.min_blocks = 0;
+      }
+      break;
     case Variant::kRegisterB:
       if (cfg.bm == regb::kBM && !cfg.regb && cfg.stages == 2) {
         cfg.regb = true;
@@ -36,7 +42,10 @@ inline Config with_variant(Config cfg, Variant v, bool slab_room) {
       if (!cfg.regb && cfg.bm == 256 && cfg.bn == 64 && cfg.stages == 2) cfg.min_blocks = 2;
       break;
     case Variant::kColumnSlab:
-      if (slab_room && !cfg.regb && cfg.min_blocks == 0) cfg.slab = true;
+      if (slab_room && !cfg.regb) {
+        cfg.slab = true;
+        cfg.min_blocks = 0;
+      }
       break;
     case Variant::kDefault: break;
   }

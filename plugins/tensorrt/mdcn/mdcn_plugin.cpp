@@ -173,9 +173,9 @@ int32_t MdcnPlugin::configurePlugin(nvinfer1::DynamicPluginTensorDesc const* in,
   });
 }
 
-// The variants to offer for these descriptors (channels and types; the column slab only when it fits the profile's
-// largest shape). A function of the descriptors and the policy alone, so getWorkspaceSize -- which may be asked of
-// another object than configurePlugin -- reserves the slab exactly when the slab's tactic can be chosen.
+// The variants to offer for these descriptors (channels and types). A function of the descriptors and the policy
+// alone, so getWorkspaceSize -- which may be asked of another object than configurePlugin -- reserves the column
+// slab exactly when the slab's tactic can be chosen.
 std::vector<int32_t> MdcnPlugin::variants_for(nvinfer1::DynamicPluginTensorDesc const* in,
                                               nvinfer1::DynamicPluginTensorDesc const* out) const {
   std::vector<int32_t> offered;
@@ -188,8 +188,7 @@ std::vector<int32_t> MdcnPlugin::variants_for(nvinfer1::DynamicPluginTensorDesc 
   const mdcn::Shape hi = kernel_shape(in[0].max, in[1].max, out[0].max);
   if (mdcn::check_shape(hi) != kOk) return offered;
   const int nv = mdcn::cuda_variants(hi, t, t_off, v, 8, policy == TacticPolicy::kAll);
-  for (int i = 0; i < nv && i < 8; ++i)
-    if (v[i] != mdcn::Variant::kColumnSlab || slab_fits(hi, t, t_off)) offered.push_back(static_cast<int32_t>(v[i]));
+  for (int i = 0; i < nv && i < 8; ++i) offered.push_back(static_cast<int32_t>(v[i]));
   return offered;
 }
 
@@ -202,12 +201,6 @@ MdcnPlugin::TacticPolicy MdcnPlugin::tactic_policy() {
     log(nvinfer1::ILogger::Severity::kWARNING,
         std::string(sp::kOpType) + ": RRSR_TRT_MDCN_TACTICS='" + v + "' is not one of verified, all, none; using verified");
   return TacticPolicy::kVerified;
-}
-
-// The column slab fits the workspace at shape s (so at every smaller shape of a profile whose largest is s).
-bool MdcnPlugin::slab_fits(const mdcn::Shape& s, DType t, DType t_off) {
-  return mdcn::cuda_workspace_bytes(s, t, t_off, Algo::kAuto, mdcn::Variant::kColumnSlab) >
-         mdcn::cuda_workspace_bytes(s, t, t_off);
 }
 
 int32_t MdcnPlugin::getValidTactics(int32_t* tactics, int32_t nbTactics) noexcept {

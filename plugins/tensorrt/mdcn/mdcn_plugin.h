@@ -60,7 +60,6 @@ class MdcnPlugin final : public PluginBase {
   static bool roles(int32_t nb_inputs, int32_t rank3, Roles* r);
   enum class TacticPolicy { kVerified, kAll, kNone };
   static TacticPolicy tactic_policy();  // RRSR_TRT_MDCN_TACTICS
-  static bool slab_fits(const mdcn::Shape& s, DType t, DType t_off);
   std::vector<int32_t> variants_for(nvinfer1::DynamicPluginTensorDesc const* in,
                                     nvinfer1::DynamicPluginTensorDesc const* out) const;
   // Checks the input shapes (dims of -1 are unknown and skipped) against each other and the attributes; fills

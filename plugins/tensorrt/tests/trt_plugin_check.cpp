@@ -202,15 +202,22 @@ void check_mdcn(IPluginCreatorV3One* c) {
                                                  d4(72, hi_hw, DataType::kFLOAT), d4(64, hi_hw, t)};
         return qb->getWorkspaceSize(io.data(), 5, &io[5], 1);
       };
+      // without the custom tactics: the octet copy (+ weights); the default policy adds the column-slab tactic's
+      // slab (at most 32 MiB)
       const size_t octets = 64 * 256 * 256 * 2;  // X at the max shape, FP16
+      setenv("RRSR_TRT_MDCN_TACTICS", "none", 1);
       const size_t big = stage(DataType::kHALF, 256, 256), ranged = stage(DataType::kHALF, 16, 256);
       check(big >= octets && big < octets + (1u << 20), "mdcn.fp16_workspace_octet_copy", std::to_string(big));
       check(ranged > big, "mdcn.fp16_workspace_covers_split_min", std::to_string(ranged));
       check(stage(DataType::kFLOAT, 16, 256) == 0, "mdcn.fp32_no_workspace");
+      unsetenv("RRSR_TRT_MDCN_TACTICS");
+      const size_t with_tactics = stage(DataType::kHALF, 256, 256);
+      check(with_tactics > big && with_tactics <= big + (size_t{32} << 20) + 1024, "mdcn.fp16_workspace_slab_tactic",
+            std::to_string(with_tactics));
 
       // Custom tactics after configurePlugin: the kernel variants that can differ from the default for these
       // channels and types (mdcn::Variant): the three-stage pipeline for every FP16 octet-kernel stage, the
-      // register-B variant for 64 output channels, the two-blocks-per-SM tile for 256; none for FP32.
+      // register-B variant for 64 output channels, the column slab for every one; none for FP32.
       auto tactics = [&](DataType t, int64_t ch) {
         std::vector<DynamicPluginTensorDesc> io{dyn(dims({1, ch, 32, 32}), t), dyn(dims({ch, ch, 3, 3}), t),
                                                  dyn(dims({1, 144, 32, 32}), DataType::kFLOAT), dyn(dims({ch}), t),
@@ -224,19 +231,19 @@ void check_mdcn(IPluginCreatorV3One* c) {
         for (int32_t x : v) got += std::to_string(x) + " ";
         return got;
       };
-      // by default only the GPU-verified variants are offered (mdcn::variant_verified: none yet)
+      // by default only the GPU-verified variants are offered (mdcn::variant_verified: all of them, since an H200 run)
       unsetenv("RRSR_TRT_MDCN_TACTICS");
       std::string got = tactics(DataType::kHALF, 64);
-      check(got == "", "mdcn.tactics_default_verified_only", got);
+      check(got == "1 2 4 ", "mdcn.tactics_default_verified_only", got);
       setenv("RRSR_TRT_MDCN_TACTICS", "none", 1);
       check((got = tactics(DataType::kHALF, 64)) == "", "mdcn.tactics_none", got);
       setenv("RRSR_TRT_MDCN_TACTICS", "all", 1);
       check((got = tactics(DataType::kHALF, 64)) == "1 2 4 ", "mdcn.tactics_fp16_64_channels", got);
       check((got = tactics(DataType::kHALF, 128)) == "1 4 ", "mdcn.tactics_fp16_128_channels", got);
-      check((got = tactics(DataType::kHALF, 256)) == "1 3 4 ", "mdcn.tactics_fp16_256_channels", got);
+      check((got = tactics(DataType::kHALF, 256)) == "1 4 ", "mdcn.tactics_fp16_256_channels", got);
       {
         // with the column-slab tactic offered the workspace holds the slab (32 x 32 pixels x 18 chunks x 32 halves
-        // at 64 channels); a profile too large for the slab does not offer it
+        // at 64 channels); a profile too large for one slab still offers it, with a band of the slab's limit
         auto io64 = [&](int64_t sz) {
           return std::vector<DynamicPluginTensorDesc>{
               dyn(dims({1, 64, sz, sz}), DataType::kHALF), dyn(dims({64, 64, 3, 3}), DataType::kHALF),
@@ -265,14 +272,21 @@ void check_mdcn(IPluginCreatorV3One* c) {
           if (!v.empty()) qb->getValidTactics(v.data(), static_cast<int32_t>(v.size()));
           for (int32_t x : v) got += std::to_string(x) + " ";
         }
-        check(got == "1 2 ", "mdcn.tactics_no_slab_past_its_limit", got);
+        check(got == "1 2 4 ", "mdcn.tactics_slab_in_bands_past_its_limit", got);
+        const size_t big_slab = qb->getWorkspaceSize(big.data(), 5, &big[5], 1);
+        setenv("RRSR_TRT_MDCN_TACTICS", "none", 1);
+        tactics(DataType::kHALF, 64);
+        const size_t big_plain = qb->getWorkspaceSize(big.data(), 5, &big[5], 1);
+        setenv("RRSR_TRT_MDCN_TACTICS", "all", 1);
+        check(big_slab > big_plain && big_slab <= big_plain + (size_t{32} << 20) + 1024,
+              "mdcn.workspace_slab_bounded", std::to_string(big_slab) + " vs " + std::to_string(big_plain));
       }
       check((got = tactics(DataType::kFLOAT, 64)) == "", "mdcn.tactics_none_for_fp32", got);
       setenv("RRSR_TRT_MDCN_TACTICS", "bogus", 1);
-      check((got = tactics(DataType::kHALF, 64)) == "" && g_logger.has(ILogger::Severity::kWARNING, "bogus"),
-            "mdcn.tactics_bad_policy_warns", got);
+      check((got = tactics(DataType::kHALF, 64)) == "1 2 4 " && g_logger.has(ILogger::Severity::kWARNING, "bogus"),
+            "mdcn.tactics_bad_policy_warns", got);  // and falls back to the verified ones
       setenv("RRSR_TRT_MDCN_TACTICS", "all", 1);
-      tactics(DataType::kHALF, 64);  // leaves 2 tactics configured for the count check below
+      tactics(DataType::kHALF, 64);  // leaves 3 tactics configured for the count check below
       unsetenv("RRSR_TRT_MDCN_TACTICS");
       std::vector<int32_t> one(1);
       check(qb->getValidTactics(one.data(), 1) != 0 && g_logger.last_error().find("getValidTactics") != std::string::npos,
