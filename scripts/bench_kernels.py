@@ -38,7 +38,7 @@ MDCN_SHAPES = [(256, 40), (128, 80), (64, 160), (256, 160), (128, 320), (64, 640
 ALGO = {"auto": 0, "simt": 1, "tensor_core": 2, "fp32_diagonal": 3}  # the extension's `algo` (rrsr::Algo)
 # vec8 tensor-core kernel tiles (bm, bn, splits; 0 = the kernel's choice) for --tiles; a 4th field 1 = its
 # register-B variant (mdcn_vec8_regb.cuh), a 5th field 3 = its three-stage K pipeline (pipelined_chunks), a 6th
-# field 2 = its 256x64 tile capped for two blocks per SM
+# field 2 = its 256x64 tile capped for two blocks per SM (3 for 128x64 and 64x64, 4 for 64x64: more warps per SM)
 REGB_TILES = [(64, 128, 1, 1), (64, 256, 1, 1)]
 STAGES3 = (0, 0, 0, 0, 3)  # the launcher's tile and splits, three stages
 TWO_BLOCKS = (256, 64, 0, 0, 2, 2)  # the 256-channel stages' tile at two blocks per SM, the launcher's splits
@@ -46,7 +46,9 @@ TILES = [(64, 64, 1), (64, 128, 1), (128, 64, 1), (128, 128, 1), (256, 64, 1), (
          (128, 64, 4), (256, 64, 4), (0, 0, 0), *REGB_TILES, (64, 128, 2, 1), (64, 128, 4, 1),
          (64, 64, 1, 0, 3), (64, 128, 1, 0, 3), (128, 64, 1, 0, 3), (128, 128, 1, 0, 3), (256, 64, 1, 0, 3),
          (64, 64, 2, 0, 3), (128, 64, 2, 0, 3), (128, 64, 4, 0, 3), (256, 64, 4, 0, 3),
-         (256, 64, 1, 0, 2, 2), (256, 64, 2, 0, 2, 2), (256, 64, 4, 0, 2, 2)]
+         (256, 64, 1, 0, 2, 2), (256, 64, 2, 0, 2, 2), (256, 64, 4, 0, 2, 2),
+         (128, 64, 1, 0, 2, 3), (128, 64, 4, 0, 2, 3), (64, 64, 1, 0, 2, 3), (64, 64, 1, 0, 2, 4),
+         (64, 64, 2, 0, 2, 4)]
 SLAB_GEMM_TILES = [(64, 64, 0), (64, 128, 0), (128, 64, 0), (128, 128, 0), (256, 64, 0)]  # --tiles, column slab
 SLAB_BAND_MIB = (2, 4, 8, 16)  # --tiles: column-slab bands narrower than its default 32 MiB
 PM_SIZES = [(83, 125), (135, 240), (270, 480)]                                    # LR sizes; CCN features 256 ch
@@ -202,10 +204,10 @@ def bench_mdcn(ext, budget, iters, tiles=False, profile_kernels=False, offsets="
             row["torchvision"] = (gpu_time(lambda: deform_conv2d(xs, otv, ws, bs, padding=(1, 1), mask=mtv), budget)
                                   if deform_conv2d else None)
             row["conv2d"] = gpu_time(lambda: F.conv2d(xs, ws, bs, padding=1), budget)
-            if dt == torch.float16 and c <= 64:  # the register-B variant (not chosen by the launcher yet)
+            if dt == torch.float16 and c <= 64:  # the register-B variant (a TensorRT tactic; not the launcher's)
                 row["ours_regb"] = {"x".join(map(str, t[:2])): gpu_time(
                     lambda: ext.mdcn_forward(xs, ws, os_, bs, ms, *a, tile=list(t)), budget) for t in REGB_TILES}
-            if dt == torch.float16:  # the three-stage pipeline on the launcher's tile (not chosen by it yet)
+            if dt == torch.float16:  # the three-stage pipeline on the launcher's tile (a TensorRT tactic)
                 row["ours_stages3"] = gpu_time(lambda: ext.mdcn_forward(xs, ws, os_, bs, ms, *a, tile=list(STAGES3)),
                                                budget)
                 # the column slab (the launcher's tile; in bands past 32 MiB of columns; its workspace comes with
@@ -288,7 +290,7 @@ def bench_mdcn(ext, budget, iters, tiles=False, profile_kernels=False, offsets="
             if row.get("ours_two_blocks"):
                 tb = row["ours_two_blocks"]
                 vs = f" (ours / it {row['ours']['ms'] / tb['ms']:.2f})" if "ms" in tb and "ms" in row["ours"] else ""
-                print(f"{'':>18} 256x64 at two blocks per SM: {fmt(tb)}{vs}")
+                print(f"{'':>18} 256x64 at two blocks per SM (the launcher's own where it picks 256x64): {fmt(tb)}{vs}")
             if profile_kernels and dt == torch.float16:
                 try:
                     row["kernels_us"] = kernel_breakdown(lambda: ext.mdcn_forward(xs, ws, os_, bs, ms, *a))
@@ -348,7 +350,7 @@ def bench_patch_match(ext, budget, iters):
     rows = []
     print("\n== PatchMatch, k=3, 256 channels at the LR size, F_ref same size as F_in ==")
     print("   ours simt: exact FP32; ours diag: FP32 FMAs over per-pixel correlation tiles summed along diagonals "
-          "(not chosen by kAuto until verified); ours tc: tensor cores on FP16-rounded normalised features (kAuto "
+          "(kAuto for FP32 inputs); ours tc: tensor cores on FP16-rounded normalised features (kAuto "
           "for FP16 inputs); reference: the model's chunked-conv matching in FP32, TF32 off / on (PyTorch's cuDNN "
           "default)")
     print(f"{'LR size':>9} | {'ours simt fp32':>22} | {'ours diag fp32':>22} | {'ours tc fp16':>22} | "

@@ -48,7 +48,8 @@ nvcc --version | tail -n 2 || true
 "$PY" -c "import torch, sys; print('python', sys.version.split()[0], 'torch', torch.__version__, 'cuda', torch.version.cuda, 'device', torch.cuda.get_device_name(0) if torch.cuda.is_available() else None)"
 "$PY" -c "import torchvision; print('torchvision', torchvision.__version__)" || echo "torchvision missing"
 
-t=$(allow 240 "$(later build)"); step "build plugins/torch (timeout $t s)"
+# everything after needs the build: it gets at least 150 s whatever the later steps' reserves
+t=$(allow 240 "$(later build)"); [ "$t" -lt 150 ] && t=150; step "build plugins/torch (timeout $t s)"
 t0=$SECONDS
 if timeout "$t" "$PY" -c "import plugins.torch as pt; m = pt.build(verbose=True); print('built', m.__file__)"; then
   echo "build: OK in $((SECONDS - t0)) s"

@@ -73,13 +73,29 @@ def build(verbose: bool = False):
               file=sys.stderr, flush=True)
     header = generate_header()
     os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "9.0")  # only silences torch's warning; -arch decides
-    BUILD_DIR.mkdir(parents=True, exist_ok=True)
-    raw = cpp_extension.load(
-        name=NAME, sources=[str(s) for s in SOURCES], build_directory=str(BUILD_DIR),
-        extra_include_paths=[str(KERNELS), str(header.parent)],
-        extra_cflags=CXX_FLAGS, extra_cuda_cflags=CUDA_FLAGS, verbose=verbose)
+    with exclusive_build():
+        raw = cpp_extension.load(
+            name=NAME, sources=[str(s) for s in SOURCES], build_directory=str(BUILD_DIR),
+            extra_include_paths=[str(KERNELS), str(header.parent)],
+            extra_cflags=CXX_FLAGS, extra_cuda_cflags=CUDA_FLAGS, verbose=verbose)
     _module = Kernels(raw)
     return _module
+
+
+@contextlib.contextmanager
+def exclusive_build():
+    """One build at a time in BUILD_DIR, under a lock the OS drops when its holder dies. torch's own lock file
+    (``lock`` in the build folder) outlives a build that was killed (a timeout, Ctrl-C), and every later build then
+    waits on it forever; holding this lock, no build of ours is running, so such a file is stale and goes."""
+    import fcntl
+    BUILD_DIR.mkdir(parents=True, exist_ok=True)
+    with open(BUILD_DIR / ".build.flock", "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        stale = BUILD_DIR / "lock"
+        if stale.exists():
+            print(f"plugins.torch: removing {stale}, left by an interrupted build", file=sys.stderr, flush=True)
+            stale.unlink(missing_ok=True)
+        yield
 
 
 class Kernels:

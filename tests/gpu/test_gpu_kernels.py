@@ -81,7 +81,9 @@ VEC8_TILES = [(64, 64, 1), (64, 128, 1), (128, 64, 1), (128, 128, 1), (256, 64, 
               (64, 64, 1, 0, 3), (64, 128, 1, 0, 3), (128, 64, 1, 0, 3), (128, 128, 1, 0, 3), (256, 64, 1, 0, 3),
               (64, 64, 4, 0, 3), (128, 64, 3, 0, 3), (0, 0, 0, 0, 3),
               # 256x64 with registers capped for two blocks per SM
-              (256, 64, 1, 0, 2, 2), (256, 64, 3, 0, 2, 2)]
+              (256, 64, 1, 0, 2, 2), (256, 64, 3, 0, 2, 2),
+              # 128x64 capped for 3 blocks per SM, 64x64 for 3 and 4
+              (128, 64, 1, 0, 2, 3), (64, 64, 1, 0, 2, 3), (64, 64, 1, 0, 2, 4), (64, 64, 3, 0, 2, 4)]
 
 
 VEC8_NAMES = ["rrsr_64", "rrsr_256", "batch2_large_offsets", "groups_stride2", "kernel1x1"]
@@ -90,7 +92,7 @@ VEC8_NAMES = ["rrsr_64", "rrsr_256", "batch2_large_offsets", "groups_stride2", "
 def _check_fp16_octet_kernel(ext, name, label, **kwargs):
     """MDCN_CASES[name] in FP16 through the octet kernel with mdcn_forward's tuning arguments (tile, variant)
     against the FP32 reference on the same FP16-rounded data: within one output rounding."""
-    (n, c, h, w, co, kh, kw, st, pd, dl, gr, og, sc, has_b, has_m) = {**MDCN_CASES, **BAND_CASES}[name]
+    (n, c, h, w, co, kh, kw, st, pd, dl, gr, og, sc, has_b, has_m) = {**MDCN_CASES, **LARGE_CASES}[name]
     x, wt, off, b, m = _mdcn_inputs(n, c, h, w, co, kh, kw, st, pd, dl, gr, og, sc, has_b, has_m)
     x16, w16 = x.half(), wt.half()
     b16 = None if b is None else b.half()
@@ -132,7 +134,8 @@ def test_mdcn_fp16_column_slab_tiles(ext, name, tile):
 # the column slab in bands: pinned bands of 256 pixels (3 bands at 24x30, 2 per image at 2 x 20x17; tiles ending
 # inside and at a band's end, split-K), and the launcher's own bands where the columns exceed 32 MiB (64 channels
 # at 176x176: 35.7 MB -> 2 bands)
-BAND_CASES = {"rrsr_64_176": (1, 64, 176, 176, 64, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1, 8, 2.0, True, True)}
+LARGE_CASES = {"rrsr_64_176": (1, 64, 176, 176, 64, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1, 8, 2.0, True, True),
+               "rrsr_256_96": (1, 256, 96, 96, 256, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1, 8, 2.0, True, True)}
 SLAB_BANDS = [("rrsr_64", (64, 64, 1, 0, 0, 0, 256)), ("rrsr_64", (64, 128, 3, 0, 0, 0, 256)),
               ("batch2_large_offsets", (64, 128, 1, 0, 0, 0, 256)), ("rrsr_64_176", ()),
               ("rrsr_64_176", (0, 0, 0, 0, 0, 0, 2048))]
@@ -141,6 +144,14 @@ SLAB_BANDS = [("rrsr_64", (64, 64, 1, 0, 0, 0, 256)), ("rrsr_64", (64, 128, 3, 0
 @pytest.mark.parametrize("name, tile", SLAB_BANDS, ids=[f"{n}-{'x'.join(map(str, t))}" for n, t in SLAB_BANDS])
 def test_mdcn_fp16_column_slab_bands(ext, name, tile):
     _check_fp16_octet_kernel(ext, name, "column slab bands", tile=list(tile), variant=4)
+
+
+# the tuning hooks on the launcher's own 256x64 tile (two blocks per SM; 144 blocks at 96x96 fill 132 SMs): a
+# pinned pipeline depth or tile runs with its own register rule, each variant applies
+@pytest.mark.parametrize("tile, variant", [((0, 0, 0, 0, 3), 0), ((128, 64, 0), 0), ((), 1), ((), 4), ((), 0)],
+                         ids=["stages3", "128x64", "variant1", "variant4", "default"])
+def test_mdcn_fp16_tuning_on_the_launchers_256_tile(ext, tile, variant):
+    _check_fp16_octet_kernel(ext, "rrsr_256_96", "256x64 tuning", tile=list(tile), variant=variant)
 
 
 def test_mdcn_vec8_tile_errors(ext):

@@ -400,7 +400,8 @@ int emulate_mdcn_vec8(const rrsr::mdcn::Shape& s, const void* x, const void* w, 
 rrsr::mdcn::TileChoice g_tile;  // mdcn_vec8's tile (argv)
 
 // `variants`: for RRSR's three stages (C = C_out = 64, 128, 256, offset_group 8) at 160 x 160 and 40 x 40 and a few
-// SM counts, the launcher's own configuration and each Variant applied to it (vec8::with_variant), one line each:
+// SM counts, the launcher's own configuration, each Variant applied to it (vec8::with_variant) and two TileChoices
+// (vec8::with_tile: 10 = three stages pinned, 11 = the 128x64 tile pinned), one line each:
 //   <channels> <size> <sms> <variant> <bm> <bn> <splits> <regb> <stages> <min_blocks> <slab> <has_kernel>
 // and the variants cuda_variants offers: "offered <channels> <fp16, all> | <fp32, all> | <fp16, GPU-verified only>".
 int variants_main() {
@@ -414,8 +415,15 @@ int variants_main() {
       for (int sms : {16, 132}) {
         const nh::Config base = nh::pick_config(g, sz.n, sms, nh::workspace_layout(g, sz.n).max_splits);
         const bool slab_room = nh::workspace_layout(g, sz.n, true).has_slab;
-        for (int v = 0; v <= 4; ++v) {
-          const nh::Config c = nh::with_variant(base, static_cast<rrsr::mdcn::Variant>(v), slab_room);
+        // v 0..4: the variants; 10: a TileChoice pinning three stages, 11: one pinning the 128x64 tile
+        rrsr::mdcn::TileChoice three, pinned;
+        three.stages = 3;
+        pinned.bm = 128;
+        pinned.bn = 64;
+        for (int v : {0, 1, 2, 3, 4, 10, 11}) {
+          const nh::Config c = v == 10   ? nh::with_tile(base, three, slab_room)
+                               : v == 11 ? nh::with_tile(base, pinned, slab_room)
+                                         : nh::with_variant(base, static_cast<rrsr::mdcn::Variant>(v), slab_room);
           std::printf("%d %d %d %d %d %d %d %d %d %d %d %d\n", ch, size, sms, v, c.bm, c.bn, c.splits, c.regb ? 1 : 0,
                       c.stages, c.min_blocks, c.slab ? 1 : 0, nh::has_kernel(c) ? 1 : 0);
         }

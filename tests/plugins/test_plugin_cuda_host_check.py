@@ -202,6 +202,10 @@ def test_cuda_mdcn_variants_apply_where_they_can(host_check):
             assert changed == set(), (ch, size, c)
         elif v == 4:  # the column slab everywhere (in bands where the columns exceed 32 MiB)
             assert changed == {"slab"} | ({"min_blocks"} if capped else set()), (ch, size, sms, c)
+        elif v == 10:  # TileChoice stages = 3: the three-stage kernel with its own register rule
+            assert c["stages"] == 3 and c["min_blocks"] == 0 and c["regb"] == 0, (ch, size, sms, c)
+        elif v == 11:  # TileChoice 128x64: that tile with its own register rule
+            assert (c["bm"], c["bn"], c["min_blocks"]) == (128, 64, 0), (ch, size, sms, c)
     assert rows[64, 160, 132, 2]["regb"] == 1 and rows[256, 160, 132, 3]["min_blocks"] == 2  # RRSR's 160x160
     assert rows[64, 40, 132, 0]["bn"] == 64 and rows[64, 40, 132, 2]["bn"] == 128  # small grid: regb's own tile
     assert rows[64, 160, 132, 4]["slab"] == 1 and rows[256, 160, 132, 4]["slab"] == 1

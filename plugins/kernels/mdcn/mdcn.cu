@@ -184,15 +184,7 @@ int launch_vec8(const Shape& s, const void* x, const void* weight, const void* o
   cudaError_t err = cuda::current_device_info(dev);
   if (err != cudaSuccess) return static_cast<int>(err);
   vec8::Config cfg = vec8::pick_config(g, s.n, dev.sms, max_splits);
-  if (tile) cfg = vec8::with_variant(cfg, tile->variant, l.has_slab);
-  if (tile && (tile->bm || tile->bn || tile->regb)) {  // a pinned tile runs with its own register rule
-    cfg.regb = tile->regb != 0;
-    cfg.bm = tile->bm;
-    cfg.bn = tile->bn;
-    cfg.min_blocks = 0;
-  }
-  if (tile && tile->stages) cfg.stages = tile->stages;
-  if (tile && tile->min_blocks) cfg.min_blocks = tile->min_blocks;
+  if (tile) cfg = vec8::with_tile(cfg, *tile, l.has_slab);
   if (!vec8::has_kernel(cfg)) return kErrInvalidArgument;
   if (tile && tile->splits) {
     if (tile->splits < 1) return kErrInvalidArgument;

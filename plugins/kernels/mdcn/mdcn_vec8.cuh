@@ -787,10 +787,15 @@ cudaError_t launch_prepare(const Problem<TO>& pr, cudaStream_t stream) {
 // 2. gemm with the shared-memory column tile (cfg's tile)
 template <typename TO>
 cudaError_t launch_gemm_smem(const Problem<TO>& pr, const Config& cfg, cudaStream_t stream) {
-  if (cfg.min_blocks != 0) {  // the variants with more blocks per SM than the tile's own rule
-    if (cfg.stages == 2 && cfg.bm == 256 && cfg.bn == 64 && cfg.min_blocks == 2)
-      return launch_gemm<256, 64, 2, 2>(pr, stream);
-    return cudaErrorInvalidValue;
+  if (cfg.min_blocks != 0) {  // more blocks per SM than the tile's own rule (has_kernel lists them)
+    if (cfg.stages != 2 || cfg.bn != 64) return cudaErrorInvalidValue;
+    switch (cfg.bm * 10 + cfg.min_blocks) {
+      case 2562: return launch_gemm<256, 64, 2, 2>(pr, stream);
+      case 1283: return launch_gemm<128, 64, 2, 3>(pr, stream);
+      case 643: return launch_gemm<64, 64, 2, 3>(pr, stream);
+      case 644: return launch_gemm<64, 64, 2, 4>(pr, stream);
+      default: return cudaErrorInvalidValue;
+    }
   }
   switch (cfg.stages * 1000000 + cfg.bm * 1000 + cfg.bn) {
     case 2064064: return launch_gemm<64, 64, 2>(pr, stream);

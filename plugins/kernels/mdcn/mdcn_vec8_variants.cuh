@@ -17,7 +17,12 @@ inline bool has_kernel(const Config& c) {
   if (c.regb) return !c.slab && regb::supported_tile(c.bm, c.bn) && c.stages == 2 && c.min_blocks == 0;
   if (c.slab) return supported_tile(c.bm, c.bn) && c.min_blocks == 0;
   if (!supported_tile(c.bm, c.bn) || (c.stages != 2 && c.stages != 3)) return false;
-  return c.min_blocks == 0 || (c.min_blocks == 2 && c.stages == 2 && c.bm == 256 && c.bn == 64);
+  if (c.min_blocks == 0) return true;
+  if (c.stages != 2 || c.bn != 64) return false;
+  // the register caps instantiated (launch_gemm_smem): 256x64 at 2 blocks per SM (126 registers), 128x64 at 3
+  // (80, 28 bytes spilled), 64x64 at 3 (79, none) or 4 (64, 8 bytes spilled)
+  return (c.bm == 256 && c.min_blocks == 2) || (c.bm == 128 && c.min_blocks == 3) ||
+         (c.bm == 64 && (c.min_blocks == 3 || c.min_blocks == 4));
 }
 
 // cfg with `v` applied where it applies (launch.h's Variant): the three-stage pipeline on the shared-memory kernel
@@ -49,6 +54,25 @@ inline Config with_variant(Config cfg, Variant v, bool slab_room) {
       break;
     case Variant::kDefault: break;
   }
+  return cfg;
+}
+
+// cfg with a TileChoice applied (forward_cuda's tuning hook; the split count is the launcher's, as it depends on
+// the workspace): its variant first (with_variant), then the fields it pins. A pinned tile or pipeline depth runs
+// with that kernel's own register rule unless min_blocks is pinned too.
+inline Config with_tile(Config cfg, const TileChoice& t, bool slab_room) {
+  cfg = with_variant(cfg, t.variant, slab_room);
+  if (t.bm || t.bn || t.regb) {
+    cfg.regb = t.regb != 0;
+    cfg.bm = t.bm;
+    cfg.bn = t.bn;
+    cfg.min_blocks = 0;
+  }
+  if (t.stages) {
+    if (t.stages != cfg.stages) cfg.min_blocks = 0;
+    cfg.stages = t.stages;
+  }
+  if (t.min_blocks) cfg.min_blocks = t.min_blocks;
   return cfg;
 }
 
