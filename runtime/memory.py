@@ -12,8 +12,9 @@ GiB = 2 ** 30
 MiB = 2 ** 20
 # Peak bytes of PyTorch's forward per SR pixel (16*h*w), by (kernels, precision): measured at 1080p output on an
 # H200 (2026-11-26, scripts/bench_model.py, weights included) -- reference ops FP32 8,362 MiB, FP16 7,931 MiB;
-# compiled kernels (plugins/torch) FP16 3,571 MiB; compiled FP32 = scripts/profile_memory.py's count (4,709 MiB)
-# plus the exact PatchMatch kernel's workspace (255 MiB) -- each with ~10% added. Used only to refuse clearly.
+# compiled kernels (plugins/torch) FP16 3,571 MiB, FP32 5,293 MiB (with the FP32 diagonal PatchMatch, kAuto's
+# choice since then; 2,800 bytes per pixel + the base are 5,793 MiB) -- each with ~10% added. Used only to refuse
+# clearly.
 TORCH_BYTES_PER_SR_PIXEL = {("reference", "fp32"): 4700, ("reference", "fp16"): 4500,
                             ("compiled", "fp32"): 2800, ("compiled", "fp16"): 2000}
 TORCH_BASE = 256 * MiB                    # weights, the matching chunk (MATCH_CHUNK_ELEMENTS * 4) and slack
