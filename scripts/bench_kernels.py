@@ -42,6 +42,9 @@ ALGO = {"auto": 0, "simt": 1, "tensor_core": 2, "fp32_diagonal": 3}  # the exten
 REGB_TILES = [(64, 128, 1, 1), (64, 256, 1, 1)]
 STAGES3 = (0, 0, 0, 0, 3)  # the launcher's tile and splits, three stages
 TWO_BLOCKS = (256, 64, 0, 0, 2, 2)  # the 256-channel stages' tile at two blocks per SM, the launcher's splits
+# two-stage tiles with registers capped for 3 or 4 blocks per SM (the launcher's splits), by channel count
+REGISTER_CAPS_64 = [(64, 64, 0, 0, 2, 3), (64, 64, 0, 0, 2, 4)]
+REGISTER_CAPS_128 = [(128, 64, 0, 0, 2, 3)]
 TILES = [(64, 64, 1), (64, 128, 1), (128, 64, 1), (128, 128, 1), (256, 64, 1), (64, 64, 2), (128, 64, 2),
          (128, 64, 4), (256, 64, 4), (0, 0, 0), *REGB_TILES, (64, 128, 2, 1), (64, 128, 4, 1),
          (64, 64, 1, 0, 3), (64, 128, 1, 0, 3), (128, 64, 1, 0, 3), (128, 128, 1, 0, 3), (256, 64, 1, 0, 3),
@@ -217,6 +220,10 @@ def bench_mdcn(ext, budget, iters, tiles=False, profile_kernels=False, offsets="
                 w2d, cols = ws.reshape(c, -1), torch.randn(9 * c, s * s, device="cuda", dtype=dt, generator=g)
                 row["gemm_cublas"] = gpu_time(lambda: torch.mm(w2d, cols), budget)
                 del cols
+                # more blocks per SM than the tiles' own register rule (not run on a GPU before; --tiles has more)
+                row["ours_caps"] = {"x".join(map(str, t[:2])) + f"@{t[5]}": gpu_time(
+                    lambda: ext.mdcn_forward(xs, ws, os_, bs, ms, *a, tile=list(t)), budget)
+                    for t in (REGISTER_CAPS_64 if c <= 64 else REGISTER_CAPS_128)}
                 if c == 256:
                     row["ours_two_blocks"] = gpu_time(
                         lambda: ext.mdcn_forward(xs, ws, os_, bs, ms, *a, tile=list(TWO_BLOCKS)), budget)
@@ -269,28 +276,28 @@ def bench_mdcn(ext, budget, iters, tiles=False, profile_kernels=False, offsets="
                 eg = lambda k: (f"{row[k]['eager_ms']:.3f}" if row.get(k) and "eager_ms" in row[k] else "-")  # noqa: E731
                 print(f"{'':>18} eager single calls (ms): ours {eg('ours')}, simt {eg('ours_simt')}, torchvision "
                       f"{eg('torchvision')}, cudnn {eg('conv2d')}")
+
+            def against(r):  # "<time> (ours / it <ratio>)": > 1 where the variant beats the launcher's choice
+                vs = f" (ours / it {row['ours']['ms'] / r['ms']:.2f})" if "ms" in r and "ms" in row["ours"] else ""
+                return fmt(r) + vs
+
+            err = lambda k: f", err {row[k]:.3g}" if k in row else ""  # noqa: E731
             if row.get("ours_regb"):
-                rb = row["ours_regb"]
-                print(f"{'':>18} register-B variant: " + ", ".join(
-                    f"{k} {fmt(v)}" + (f" (ours / it {row['ours']['ms'] / v['ms']:.2f})"
-                                       if "ms" in v and "ms" in row["ours"] else "") for k, v in rb.items())
-                      + (f", err {row['fp16_err_regb']:.3g}" if "fp16_err_regb" in row else ""))
+                print(f"{'':>18} register-B variant: "
+                      + ", ".join(f"{k} {against(v)}" for k, v in row["ours_regb"].items()) + err("fp16_err_regb"))
             if row.get("ours_stages3"):
-                s3 = row["ours_stages3"]
-                vs = f" (ours / it {row['ours']['ms'] / s3['ms']:.2f})" if "ms" in s3 and "ms" in row["ours"] else ""
-                print(f"{'':>18} three-stage pipeline: {fmt(s3)}{vs}"
-                      + (f", err {row['fp16_err_stages3']:.3g}" if "fp16_err_stages3" in row else ""))
+                print(f"{'':>18} three-stage pipeline: {against(row['ours_stages3'])}" + err("fp16_err_stages3"))
+            if row.get("ours_caps"):
+                print(f"{'':>18} register caps (blocks per SM): "
+                      + ", ".join(f"{k} {against(v)}" for k, v in row["ours_caps"].items()))
             if row.get("ours_slab"):
-                sb = row["ours_slab"]
-                vs = f" (ours / it {row['ours']['ms'] / sb['ms']:.2f})" if "ms" in sb and "ms" in row["ours"] else ""
-                print(f"{'':>18} column slab (im2col + GEMM{', bands' if c * s * s * 9 * 2 > 32 << 20 else ''}): "
-                      f"{fmt(sb)}{vs}" + (f", err {row['fp16_err_slab']:.3g}" if "fp16_err_slab" in row else ""))
+                bands = ", bands" if c * s * s * 9 * 2 > 32 << 20 else ""
+                print(f"{'':>18} column slab (im2col + GEMM{bands}): {against(row['ours_slab'])}" + err("fp16_err_slab"))
             if row.get("gemm_cublas"):
                 print(f"{'':>18} cuBLAS GEMM alone (C_out x 9C by 9C x pixels, no sampling): {fmt(row['gemm_cublas'])}")
             if row.get("ours_two_blocks"):
-                tb = row["ours_two_blocks"]
-                vs = f" (ours / it {row['ours']['ms'] / tb['ms']:.2f})" if "ms" in tb and "ms" in row["ours"] else ""
-                print(f"{'':>18} 256x64 at two blocks per SM (the launcher's own where it picks 256x64): {fmt(tb)}{vs}")
+                print(f"{'':>18} 256x64 at two blocks per SM (the launcher's own where it picks 256x64): "
+                      f"{against(row['ours_two_blocks'])}")
             if profile_kernels and dt == torch.float16:
                 try:
                     row["kernels_us"] = kernel_breakdown(lambda: ext.mdcn_forward(xs, ws, os_, bs, ms, *a))
