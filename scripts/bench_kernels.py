@@ -196,6 +196,7 @@ def bench_mdcn(ext, budget, iters, tiles=False, profile_kernels=False, offsets="
         off = _offsets(s, g, offsets)
         m = torch.rand(1, OFFSET_GROUP * 9, s, s, device="cuda", generator=g)
         a = ([1, 1], [1, 1, 1, 1], [1, 1], 1, OFFSET_GROUP)
+        k_pad = -(-9 * c // 32) * 32  # K' padded to whole chunks: a pixel's column-slab row, in halves
         for dt in (torch.float32, torch.float16):
             xs, ws, bs = (t.to(dt) for t in (x, w, b))
             os_, ms = off, m                          # ours: FP32 offsets/mask (the FP16 policy)
@@ -238,7 +239,6 @@ def bench_mdcn(ext, budget, iters, tiles=False, profile_kernels=False, offsets="
                     r = gpu_time(lambda: ext.mdcn_forward(xs, ws, os_, bs, ms, *a, tile=list(tile), variant=4), budget)
                     row["tiles"]["slab" + "x".join(map(str, tile[:2]))] = r.get("ms", r.get("skipped"))
                 # the column slab in narrower bands than its default 32 MiB (L2 residency between im2col and GEMM)
-                k_pad = -(-9 * c // 32) * 32
                 for mib in SLAB_BAND_MIB:
                     band = (mib << 20) // (k_pad * 2) // 256 * 256
                     if 256 <= band < s * s:
@@ -291,7 +291,7 @@ def bench_mdcn(ext, budget, iters, tiles=False, profile_kernels=False, offsets="
                 print(f"{'':>18} register caps (blocks per SM): "
                       + ", ".join(f"{k} {against(v)}" for k, v in row["ours_caps"].items()))
             if row.get("ours_slab"):
-                bands = ", bands" if c * s * s * 9 * 2 > 32 << 20 else ""
+                bands = ", bands" if s * s * k_pad * 2 > 32 << 20 else ""
                 print(f"{'':>18} column slab (im2col + GEMM{bands}): {against(row['ours_slab'])}" + err("fp16_err_slab"))
             if row.get("gemm_cublas"):
                 print(f"{'':>18} cuBLAS GEMM alone (C_out x 9C by 9C x pixels, no sampling): {fmt(row['gemm_cublas'])}")

@@ -73,9 +73,9 @@ if ! want sanitizer; then
   :
 elif command -v compute-sanitizer >/dev/null && [ -x "$HARNESS" ] && [ -d "$RRSR_TRT_KEEP_CASES" ]; then
   step "compute-sanitizer memcheck + racecheck on the FP16 enqueue cases (each under the deadline)"
-  # mdcn_tactic*: the MDCN kernel variants (TensorRT custom tactics), offered only with RRSR_TRT_MDCN_TACTICS=all
-  # until they are marked GPU-verified -- races are what the CPU replays cannot see. A case that would start past
-  # the step's time is listed as skipped.
+  # mdcn_tactic*: the MDCN kernel variants (TensorRT custom tactics; RRSR_TRT_MDCN_TACTICS=all also offers any not
+  # yet marked GPU-verified) -- races are what the CPU replays cannot see. A case that would start past the step's
+  # time is listed as skipped.
   san0=$SECONDS
   for c in "$RRSR_TRT_KEEP_CASES"/mdcn_tactic* "$RRSR_TRT_KEEP_CASES"/mdcn_fp16* "$RRSR_TRT_KEEP_CASES"/pm_float16* \
            "$RRSR_TRT_KEEP_CASES"/ras_fp16*; do

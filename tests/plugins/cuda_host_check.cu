@@ -145,15 +145,19 @@ void replay_reduce(const rrsr::mdcn::vec8::Problem<TO>& pr) {
       rrsr::mdcn::vec8::reduce_element(pr, i);
 }
 
-// Every block of an octet GEMM's grid (BM x BN tiles, K splits), in launch order, with its K chunk range.
+// Every block of an octet GEMM's grid (BM x BN tiles, K splits: the launchers' gemm_grid), in launch order, with its
+// K chunk range; `band`: the column-slab GEMM's grid over the current band (band_pixels, band_coord).
 template <int BM, int BN, typename TO, typename F>
-void for_each_block(const rrsr::mdcn::vec8::Problem<TO>& pr, F&& f) {
+void for_each_block(const rrsr::mdcn::vec8::Problem<TO>& pr, F&& f, bool band = false) {
   namespace nh = rrsr::mdcn::vec8;
-  const int64_t gx = (pr.p_count() + BN - 1) / BN, gy = (pr.cout_g + BM - 1) / BM * pr.splits;
-  for (int z = 0; z < pr.n * pr.group; ++z)
-    for (int64_t by = 0; by < gy; ++by)
-      for (int64_t bx = 0; bx < gx; ++bx) {
-        const nh::Coord co = nh::coord_of<BM>(pr, static_cast<int>(bx), static_cast<int>(by), z, BN);
+  namespace sl = rrsr::mdcn::vec8::slab;
+  dim3 grid;
+  if (!nh::gemm_grid(pr, BM, BN, &grid, band ? sl::band_pixels(pr) : -1)) std::abort();
+  for (unsigned z = 0; z < grid.z; ++z)
+    for (unsigned by = 0; by < grid.y; ++by)
+      for (unsigned bx = 0; bx < grid.x; ++bx) {
+        const int x = static_cast<int>(bx), y = static_cast<int>(by), zz = static_cast<int>(z);
+        const nh::Coord co = band ? sl::band_coord<BM, BN>(pr, x, y, zz) : nh::coord_of<BM>(pr, x, y, zz, BN);
         const int c_begin = co.split * pr.chunks_per_split;
         f(co, c_begin, std::min(c_begin + pr.chunks_per_split, pr.chunks));
       }
@@ -314,19 +318,14 @@ void emulate_mdcn_vec8_slab(rrsr::mdcn::vec8::Problem<TO> pr) {
       for (int chunk = 0; chunk < pr.chunks; ++chunk)
         for (int64_t bx = 0; bx < (pixels + sl::kIm2colPixels - 1) / sl::kIm2colPixels; ++bx)
           for (int t = 0; t < nh::kThreads; ++t) sl::im2col_item(pr, static_cast<int>(bx), chunk, z, t / 32, t % 32);
-    dim3 grid;
-    if (!nh::gemm_grid(pr, BM, BN, &grid, pixels)) std::abort();
-    for (unsigned z = 0; z < grid.z; ++z)
-      for (unsigned by = 0; by < grid.y; ++by)
-        for (unsigned bx = 0; bx < grid.x; ++bx) {
-          const nh::Coord co = sl::band_coord<BM, BN>(pr, static_cast<int>(bx), static_cast<int>(by),
-                                                      static_cast<int>(z));
-          const int c_begin = co.split * pr.chunks_per_split;
+    for_each_block<BM, BN>(
+        pr,
+        [&](const nh::Coord& co, int c_begin, int c_end) {
           for (auto& w : acc)
             for (auto& r : w)
               for (auto& f : r) rrsr::cuda::mma_zero(f);
           nh::pipelined_chunks<sl::kStages>(
-              c_begin, std::min(c_begin + pr.chunks_per_split, pr.chunks),
+              c_begin, c_end,
               [&](int c, int buf, int) {
                 for (int t = 0; t < nh::kThreads; ++t) {
                   nh::load_weights<BM>(pr, nh::weight_cursor<BM>(pr, co, t), c, a + buf * BM * nh::kLd);
@@ -340,7 +339,8 @@ void emulate_mdcn_vec8_slab(rrsr::mdcn::vec8::Problem<TO> pr) {
               },
               [&](int, int) {});
           replay_write_accumulators<BM, BN>(pr, co, acc, scratch);
-        }
+        },
+        true);
   }
   replay_reduce(pr);
 }

@@ -165,7 +165,7 @@ vec8::Problem<TO> make_vec8_problem(const Shape& s, const Geometry& g, const vec
 // for a band the kernel cannot run (not a kBandAlign multiple below the plane's pixel count).
 template <typename TO>
 bool narrow_band(vec8::Problem<TO>& q, int64_t band) {
-  if (band < 0 || (band > 0 && band < q.p_count() && band % vec8::kBandAlign != 0)) return false;
+  if (band < 0 || (band > 0 && !vec8::slab::runnable_band(q, band))) return false;
   if (band > 0 && band < q.band) q.band = band;
   return true;
 }

@@ -195,13 +195,13 @@ struct Config {
   bool regb;   // the register-B variant (mdcn_vec8_regb.cuh) instead of the shared-memory column tile
   bool slab;   // the column-slab variant (mdcn_vec8_slab.cuh): im2col into the workspace, then a plain GEMM
   int stages;  // K-loop pipeline depth of the shared-memory kernel (pipelined_chunks): 2 or 3
-  // resident blocks per SM its registers are capped for; 0 = the tile's rule (Tiling::kMinBlocks). The one variant,
-  // pick_config's choice for that tile: 256x64 with two stages at 2 (126 registers instead of 177, no spills: twice
-  // the warps per SM)
+  // resident blocks per SM its registers are capped for; 0 = the tile's rule (Tiling::kMinBlocks). The caps that
+  // exist are has_kernel's; pick_config's is 256x64 with two stages at 2 (126 registers instead of 176, no spills:
+  // twice the warps per SM)
   int min_blocks;
 };
 
-// The tiles (BM x BN) the kernel is instantiated for; launch() dispatches exactly these.
+// The tiles (BM x BN) the kernel is instantiated for; launch_gemm_smem and slab::launch dispatch exactly these.
 inline bool supported_tile(int bm, int bn) {
   return (bm == 64 && (bn == 64 || bn == 128)) || (bm == 128 && (bn == 64 || bn == 128)) || (bm == 256 && bn == 64);
 }

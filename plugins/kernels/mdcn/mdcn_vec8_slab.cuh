@@ -82,6 +82,13 @@ __host__ __device__ __forceinline__ Coord band_coord(const Problem<TO>& pr, int 
   return co;
 }
 
+// Whether the slab kernels can run bands of `band` pixels: a multiple of kBandAlign (so no im2col block or GEMM
+// tile straddles two bands) unless one band covers the plane.
+template <typename TO>
+__host__ __device__ __forceinline__ bool runnable_band(const Problem<TO>& pr, int64_t band) {
+  return band >= 1 && (band >= pr.p_count() || band % kBandAlign == 0);
+}
+
 // Output pixels of the current band.
 template <typename TO>
 __host__ __device__ __forceinline__ int64_t band_pixels(const Problem<TO>& pr) {
@@ -150,8 +157,7 @@ cudaError_t launch_band(const Problem<TO>& pr, const Config& cfg, cudaStream_t s
 // pr.band0 ignored. Stream order keeps a band's im2col after the previous band's GEMM, which read the same slab.
 template <typename TO>
 cudaError_t launch(Problem<TO> pr, const Config& cfg, cudaStream_t stream) {
-  if (pr.slab == nullptr || pr.band < 1) return cudaErrorInvalidValue;
-  if (pr.band < pr.p_count() && pr.band % kBandAlign != 0) return cudaErrorInvalidValue;
+  if (pr.slab == nullptr || !runnable_band(pr, pr.band)) return cudaErrorInvalidValue;
   const int64_t gx = (pr.band + kIm2colPixels - 1) / kIm2colPixels, gz = static_cast<int64_t>(pr.n) * pr.group;
   if (gx > 0x7fffffff || pr.chunks > 65535 || gz > 65535) return cudaErrorInvalidConfiguration;
   for (pr.band0 = 0; pr.band0 < pr.p_count(); pr.band0 += pr.band) {
