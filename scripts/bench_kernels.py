@@ -3,7 +3,7 @@
 same-shape cuDNN conv2d, and PatchMatch vs the PyTorch reference matching. Prints tables, writes JSON.
 
     PYTHONPATH=. python3 scripts/bench_kernels.py --json build/bench.json [--budget-s 200] [--cap-s 20]
-        [--only mdcn|patch_match] [--tiles] [--profile] [--offsets random|smooth]
+        [--only mdcn|patch_match] [--tiles] [--profile] [--offsets random|smooth|both]
 
 Times (MDCN): GPU time per call -- R calls captured in one CUDA graph, median of the CUDA-event timings of its
 replays divided by R -- so PyTorch's per-call host overhead (tens of microseconds, more than a small kernel takes;
@@ -38,20 +38,15 @@ MDCN_SHAPES = [(256, 40), (128, 80), (64, 160), (256, 160), (128, 320), (64, 640
 ALGO = {"auto": 0, "simt": 1, "tensor_core": 2, "fp32_diagonal": 3}  # the extension's `algo` (rrsr::Algo)
 # vec8 tensor-core kernel tiles (bm, bn, splits; 0 = the kernel's choice) for --tiles; a 4th field 1 = its
 # register-B variant (mdcn_vec8_regb.cuh), a 5th field 3 = its three-stage K pipeline (pipelined_chunks), a 6th
-# field 2 = its 256x64 tile capped for two blocks per SM (3 for 128x64 and 64x64, 4 for 64x64: more warps per SM)
+# field 2 = its 256x64 tile capped for two blocks per SM
 REGB_TILES = [(64, 128, 1, 1), (64, 256, 1, 1)]
 STAGES3 = (0, 0, 0, 0, 3)  # the launcher's tile and splits, three stages
 TWO_BLOCKS = (256, 64, 0, 0, 2, 2)  # the 256-channel stages' tile at two blocks per SM, the launcher's splits
-# two-stage tiles with registers capped for 3 or 4 blocks per SM (the launcher's splits), by channel count
-REGISTER_CAPS_64 = [(64, 64, 0, 0, 2, 3), (64, 64, 0, 0, 2, 4)]
-REGISTER_CAPS_128 = [(128, 64, 0, 0, 2, 3)]
 TILES = [(64, 64, 1), (64, 128, 1), (128, 64, 1), (128, 128, 1), (256, 64, 1), (64, 64, 2), (128, 64, 2),
          (128, 64, 4), (256, 64, 4), (0, 0, 0), *REGB_TILES, (64, 128, 2, 1), (64, 128, 4, 1),
          (64, 64, 1, 0, 3), (64, 128, 1, 0, 3), (128, 64, 1, 0, 3), (128, 128, 1, 0, 3), (256, 64, 1, 0, 3),
          (64, 64, 2, 0, 3), (128, 64, 2, 0, 3), (128, 64, 4, 0, 3), (256, 64, 4, 0, 3),
-         (256, 64, 1, 0, 2, 2), (256, 64, 2, 0, 2, 2), (256, 64, 4, 0, 2, 2),
-         (128, 64, 1, 0, 2, 3), (128, 64, 4, 0, 2, 3), (64, 64, 1, 0, 2, 3), (64, 64, 1, 0, 2, 4),
-         (64, 64, 2, 0, 2, 4)]
+         (256, 64, 1, 0, 2, 2), (256, 64, 2, 0, 2, 2), (256, 64, 4, 0, 2, 2)]
 SLAB_GEMM_TILES = [(64, 64, 0), (64, 128, 0), (128, 64, 0), (128, 128, 0), (256, 64, 0)]  # --tiles, column slab
 SLAB_BAND_MIB = (2, 4, 8, 16)  # --tiles: column-slab bands narrower than its default 32 MiB
 PM_SIZES = [(83, 125), (135, 240), (270, 480)]                                    # LR sizes; CCN features 256 ch
@@ -221,10 +216,6 @@ def bench_mdcn(ext, budget, iters, tiles=False, profile_kernels=False, offsets="
                 w2d, cols = ws.reshape(c, -1), torch.randn(9 * c, s * s, device="cuda", dtype=dt, generator=g)
                 row["gemm_cublas"] = gpu_time(lambda: torch.mm(w2d, cols), budget)
                 del cols
-                # more blocks per SM than the tiles' own register rule (not run on a GPU before; --tiles has more)
-                row["ours_caps"] = {"x".join(map(str, t[:2])) + f"@{t[5]}": gpu_time(
-                    lambda: ext.mdcn_forward(xs, ws, os_, bs, ms, *a, tile=list(t)), budget)
-                    for t in (REGISTER_CAPS_64 if c <= 64 else REGISTER_CAPS_128)}
                 if c == 256:
                     row["ours_two_blocks"] = gpu_time(
                         lambda: ext.mdcn_forward(xs, ws, os_, bs, ms, *a, tile=list(TWO_BLOCKS)), budget)
@@ -287,9 +278,6 @@ def bench_mdcn(ext, budget, iters, tiles=False, profile_kernels=False, offsets="
                       + ", ".join(f"{k} {against(v)}" for k, v in row["ours_regb"].items()) + err("fp16_err_regb"))
             if row.get("ours_stages3"):
                 print(f"{'':>18} three-stage pipeline: {against(row['ours_stages3'])}" + err("fp16_err_stages3"))
-            if row.get("ours_caps"):
-                print(f"{'':>18} register caps (blocks per SM): "
-                      + ", ".join(f"{k} {against(v)}" for k, v in row["ours_caps"].items()))
             if row.get("ours_slab"):
                 bands = ", bands" if s * s * k_pad * 2 > 32 << 20 else ""
                 print(f"{'':>18} column slab (im2col + GEMM{bands}): {against(row['ours_slab'])}" + err("fp16_err_slab"))
@@ -427,8 +415,9 @@ def main():
     ap.add_argument("--only", choices=["mdcn", "patch_match"], help="run one of the two benchmarks")
     ap.add_argument("--tiles", action="store_true", help="also time each tile of the vec8 MDCN kernel (FP16)")
     ap.add_argument("--profile", action="store_true", help="per-kernel GPU times of our FP16 MDCN (torch.profiler)")
-    ap.add_argument("--offsets", choices=["random", "smooth"], default="random",
-                    help="MDCN offsets: random per pixel/group/tap (default) or a smooth flow per group")
+    ap.add_argument("--offsets", choices=["random", "smooth", "both"], default="random",
+                    help="MDCN offsets: random per pixel/group/tap (default), a smooth flow per group (closer to "
+                         "RRSR's), or both tables one after the other")
     args = ap.parse_args()
     if not torch.cuda.is_available():
         sys.exit("bench_kernels.py: CUDA is not available")
@@ -450,8 +439,10 @@ def main():
         pass
     with torch.no_grad():
         if args.only != "patch_match":
-            result["mdcn"] = bench_mdcn(ext, budget, args.iters, tiles=args.tiles, profile_kernels=args.profile,
-                                       offsets=args.offsets)
+            result["mdcn"] = []
+            for kind in (["random", "smooth"] if args.offsets == "both" else [args.offsets]):
+                result["mdcn"] += bench_mdcn(ext, budget, args.iters, tiles=args.tiles,
+                                             profile_kernels=args.profile, offsets=kind)
         if args.only != "mdcn":
             result["patch_match"] = bench_patch_match(ext, budget, args.iters)
     result["elapsed_s"] = time.monotonic() - budget.t0

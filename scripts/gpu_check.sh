@@ -97,9 +97,10 @@ fi
 
 if want bench; then
   t=$(allow 170 "$(later bench)"); step "bench kernels (timeout $t s)"
+  # both offset kinds: random (the scattered worst case) and a smooth flow (closer to RRSR's correspondence offsets)
   # shellcheck disable=SC2086
   timeout "$t" "$PY" scripts/bench_kernels.py --json "$OUTDIR/bench.json" --budget-s $((t - 30)) --cap-s 20 \
-    ${GPU_CHECK_BENCH:-} || { echo "bench: FAILED (rc=$?)"; status=1; }
+    --offsets both ${GPU_CHECK_BENCH:-} || { echo "bench: FAILED (rc=$?)"; status=1; }
 fi
 
 if want model; then

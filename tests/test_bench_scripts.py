@@ -48,8 +48,8 @@ def test_bench_mdcn_rows_on_the_cpu(monkeypatch, capsys):
     out = capsys.readouterr().out
     assert [(r["c"], r["dtype"]) for r in rows] == [(c, d) for c in (64, 128, 256) for d in ("float32", "float16")]
     fp16 = [r for r in rows if r["dtype"] == "float16"]
-    assert all(r["fp16_err_ours"] < 2e-3 and "ours_caps" in r and "gemm_cublas" in r for r in fp16)
+    assert all(r["fp16_err_ours"] < 2e-3 and "gemm_cublas" in r for r in fp16)
     assert "ours_regb" in fp16[0] and "ours_two_blocks" in fp16[2]
-    for line in ("register-B variant:", "three-stage pipeline:", "register caps (blocks per SM): 64x64@3",
+    for line in ("register-B variant:", "three-stage pipeline:",
                  "column slab (im2col + GEMM)", "cuBLAS GEMM alone", "256x64 at two blocks per SM"):
         assert line in out, line

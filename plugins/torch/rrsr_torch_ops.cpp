@@ -121,8 +121,8 @@ Result mdcn_forward(const Tensor& x, const Tensor& weight, const Tensor& offset,
   RRSR_REQUIRE(tile.empty() || (tile.size() >= 3 && tile.size() <= 7), op,
                ": tile must be [] or [bm, bn, splits, regb, stages, min_blocks, band] (the last four optional; 0 = "
                "the kernel's choice; regb 1 = the register-B variant; stages 3 = the three-stage K pipeline; "
-               "min_blocks 2..4 = registers capped for that many blocks per SM (2: 256x64, 3: 128x64, 3 or 4: 64x64, "
-               "two stages); band = the column slab's pixels per band, a multiple of 256)");
+               "min_blocks 2 = registers capped for two blocks per SM (the two-stage 256x64 tile); band = the "
+               "column slab's pixels per band, a multiple of 256)");
   rrsr::mdcn::TileChoice choice;
   if (tile.size() >= 3) {
     choice.bm = static_cast<int>(tile[0]);

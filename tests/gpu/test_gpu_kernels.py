@@ -36,6 +36,11 @@ MDCN_CASES = {
     "dilation2_asym_pads": (1, 16, 15, 18, 24, 3, 3, (1, 1), (2, 0, 1, 3), (2, 2), 1, 1, 1.0, True, True),
     "kernel3x2_nobias_nomask": (2, 24, 13, 11, 20, 3, 2, (1, 1), (1, 0, 1, 0), (1, 1), 2, 3, 1.0, False, False),
     "kernel1x1": (1, 8, 9, 10, 70, 1, 1, (1, 1), (0, 0, 0, 0), (1, 1), 1, 1, 0.7, True, False),
+    # the octet kernel's smallest image (its 2 x 2 sample window is the whole image), and images one pixel high or
+    # wide, which it leaves to the NCHW tensor-core kernel
+    "tiny_2x2_64": (1, 64, 2, 2, 64, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1, 8, 1.0, True, True),
+    "one_row_64": (1, 64, 1, 37, 64, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1, 8, 1.0, True, True),
+    "one_column_64": (2, 64, 23, 1, 64, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1, 8, 1.0, True, True),
 }
 
 
@@ -81,9 +86,7 @@ VEC8_TILES = [(64, 64, 1), (64, 128, 1), (128, 64, 1), (128, 128, 1), (256, 64, 
               (64, 64, 1, 0, 3), (64, 128, 1, 0, 3), (128, 64, 1, 0, 3), (128, 128, 1, 0, 3), (256, 64, 1, 0, 3),
               (64, 64, 4, 0, 3), (128, 64, 3, 0, 3), (0, 0, 0, 0, 3),
               # 256x64 with registers capped for two blocks per SM
-              (256, 64, 1, 0, 2, 2), (256, 64, 3, 0, 2, 2),
-              # 128x64 capped for 3 blocks per SM, 64x64 for 3 and 4
-              (128, 64, 1, 0, 2, 3), (64, 64, 1, 0, 2, 3), (64, 64, 1, 0, 2, 4), (64, 64, 3, 0, 2, 4)]
+              (256, 64, 1, 0, 2, 2), (256, 64, 3, 0, 2, 2)]
 
 
 VEC8_NAMES = ["rrsr_64", "rrsr_256", "batch2_large_offsets", "groups_stride2", "kernel1x1"]
@@ -169,6 +172,8 @@ def test_mdcn_vec8_tile_errors(ext):
         ext.mdcn_forward(x.half(), wt.half(), off, b.half(), m, *a, tile=[64, 128, 1, 1, 3])
     with pytest.raises(RuntimeError, match="invalid argument"):  # two blocks per SM: the 256x64 two-stage tile only
         ext.mdcn_forward(x.half(), wt.half(), off, b.half(), m, *a, tile=[128, 64, 1, 0, 2, 2])
+    with pytest.raises(RuntimeError, match="invalid argument"):  # the caps for 3 and 4 blocks per SM were removed
+        ext.mdcn_forward(x.half(), wt.half(), off, b.half(), m, *a, tile=[64, 64, 1, 0, 2, 3])
     with pytest.raises(RuntimeError, match="variant must be"):
         ext.mdcn_forward(x.half(), wt.half(), off, b.half(), m, *a, variant=5)
     # a 1080p-sized stage reserves no partial sums: asking for splits is refused, not run out of bounds

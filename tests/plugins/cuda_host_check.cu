@@ -8,14 +8,17 @@
 //
 // usage: cuda_host_check mdcn|mdcn_tc|ras <dir>   (inputs and meta.txt written by test_plugin_cuda_host_check.py)
 //        cuda_host_check variants   (the launcher's configurations with each mdcn::Variant applied)
+//        cuda_host_check window     (window_sample against bilinear_sample)
 //        cuda_host_check mdcn_vec8 <dir> <bm> <bn> <splits> [regb|stages3|slab[<band>]]   (the vec8 tensor-core
 //                                      kernel with that tile; regb: its register-B variant; stages3: its three-stage
 //                                      K pipeline; slab: its column-slab variant, slab<band>: with bands of that many
 //                                      pixels)
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <limits>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -352,7 +355,7 @@ int emulate_mdcn_vec8(const rrsr::mdcn::Shape& s, const void* x, const void* w, 
   namespace nh = rrsr::mdcn::vec8;
   const rrsr::mdcn::Geometry g = rrsr::mdcn::make_geometry(s);
   if (!nh::supports(g)) {
-    std::fprintf(stderr, "the vec8 kernel needs channel counts that are multiples of 8\n");
+    std::fprintf(stderr, "the vec8 kernel needs channel counts that are multiples of 8 and at least 2 x 2 pixels\n");
     return 2;
   }
   const bool slab = tile.variant == rrsr::mdcn::Variant::kColumnSlab;
@@ -398,6 +401,52 @@ int emulate_mdcn_vec8(const rrsr::mdcn::Shape& s, const void* x, const void* w, 
 }
 
 rrsr::mdcn::TileChoice g_tile;  // mdcn_vec8's tile (argv)
+
+// `window`: window_sample (the octet kernels' gathers) against bilinear_sample (every other kernel) at positions on
+// a 1/8-pixel grid past every border, at the borders' float neighbours, and NaN / infinite / huge ones, for images
+// of 2..7 pixels a side: every in-image corner of bilinear_sample must sit in the window with the bit-identical
+// weight and every other window corner weigh 0. Prints the positions checked; exit status 1 on a mismatch.
+int window_main() {
+  const float inf = std::numeric_limits<float>::infinity(), nan = std::numeric_limits<float>::quiet_NaN();
+  long checked = 0, bad = 0;
+  for (int h = 2; h <= 7; h += 5)
+    for (int w = 2; w <= 7; ++w) {
+      std::vector<float> ys, xs;
+      for (int i = -24; i <= 8 * (h + 3); ++i) ys.push_back(i / 8.0f);
+      for (int i = -24; i <= 8 * (w + 3); ++i) xs.push_back(i / 8.0f);
+      for (float b : {-1.0f, 0.0f, static_cast<float>(h - 1), static_cast<float>(h)}) {
+        ys.push_back(std::nextafter(b, -inf));
+        ys.push_back(std::nextafter(b, inf));
+      }
+      for (float b : {-1.0f, 0.0f, static_cast<float>(w - 1), static_cast<float>(w)}) {
+        xs.push_back(std::nextafter(b, -inf));
+        xs.push_back(std::nextafter(b, inf));
+      }
+      for (float v : {nan, inf, -inf, 3e9f, -3e9f}) ys.push_back(v), xs.push_back(v);
+      for (float y : ys)
+        for (float x : xs)
+          for (float scale : {1.0f, 0.37f, -2.0f}) {
+            const rrsr::BilinearSample b = rrsr::bilinear_sample(y, x, h, w, scale);
+            const rrsr::WindowSample ws = rrsr::window_sample(y, x, h, w, scale);
+            float want[4] = {0.0f, 0.0f, 0.0f, 0.0f};  // bilinear_sample's weights moved to the window's corners
+            bool ok = ws.y >= 0 && ws.y <= h - 2 && ws.x >= 0 && ws.x <= w - 2;
+            for (int k = 0; k < 4 && ok; ++k) {
+              if (b.w[k] == 0.0f) continue;
+              const int dy = b.idx[k] / w - ws.y, dx = b.idx[k] % w - ws.x;
+              ok = dy >= 0 && dy <= 1 && dx >= 0 && dx <= 1;
+              if (ok) want[dy * 2 + dx] = b.w[k];
+            }
+            for (int k = 0; k < 4 && ok; ++k)
+              ok = std::memcmp(&want[k], &ws.w[k], sizeof(float)) == 0 || (want[k] == 0.0f && ws.w[k] == 0.0f);
+            ++checked;
+            if (!ok && bad++ < 10)
+              std::fprintf(stderr, "h %d w %d y %g x %g scale %g: window (%d, %d) weights %g %g %g %g\n", h, w, y, x,
+                           scale, ws.y, ws.x, ws.w[0], ws.w[1], ws.w[2], ws.w[3]);
+          }
+    }
+  std::printf("window_sample: %ld positions, %ld mismatches\n", checked, bad);
+  return bad == 0 ? 0 : 1;
+}
 
 // `variants`: for RRSR's three stages (C = C_out = 64, 128, 256, offset_group 8) at 160 x 160 and 40 x 40 and a few
 // SM counts, the launcher's own configuration, each Variant applied to it (vec8::with_variant) and two TileChoices
@@ -566,6 +615,7 @@ int ras_main(const std::string& dir) {
 
 int main(int argc, char** argv) {
   if (argc == 2 && std::string(argv[1]) == "variants") return variants_main();
+  if (argc == 2 && std::string(argv[1]) == "window") return window_main();
   if (argc != 3 && !((argc == 6 || argc == 7) && std::string(argv[1]) == "mdcn_vec8")) {
     std::fprintf(stderr,
                  "usage: %s mdcn|mdcn_tc|ras <dir> | mdcn_vec8 <dir> <bm> <bn> <splits> [regb|stages3|slab[<band>]] | "

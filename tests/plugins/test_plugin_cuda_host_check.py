@@ -128,6 +128,9 @@ VEC8_TILES = [(64, 64, 1), (64, 128, 1), (128, 64, 1), (128, 128, 1), (256, 64, 
 VEC8_PARAMS = [(c, t, "fp16_fp32off") for c in MDCN_VEC8_CASES for t in VEC8_TILES[:1] + VEC8_TILES[5:]]
 VEC8_PARAMS += [(MDCN_VEC8_CASES[0], t, "fp16_fp32off") for t in VEC8_TILES[1:5]]
 VEC8_PARAMS += [(MDCN_VEC8_CASES[1], t, "fp16_fp16off") for t in (VEC8_TILES[3], VEC8_TILES[5])]
+# the smallest image the octet kernel takes: its 2 x 2 sample window is the whole image (every corner clamped)
+VEC8_PARAMS += [(("vec8_tiny_2x2", 2, 16, 2, 2, 16, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1, 2, True, True, 1.5),
+                 VEC8_TILES[0], "fp16_fp32off")]
 # the register-B variant (mdcn_vec8_regb.cuh): both tiles on every geometry (C_out 70 and 40: row tiles past
 # C_out / group, pixel tails inside a warp's 8-pixel groups, K' tails inside a chunk), split-K, FP16 offsets
 REGB_TILES = [(64, 128, 1, "regb"), (64, 256, 1, "regb"), (64, 128, 3, "regb")]
@@ -210,6 +213,14 @@ def test_cuda_mdcn_variants_apply_where_they_can(host_check):
     assert rows[64, 40, 132, 0]["bn"] == 64 and rows[64, 40, 132, 2]["bn"] == 128  # small grid: regb's own tile
     assert rows[64, 160, 132, 4]["slab"] == 1 and rows[256, 160, 132, 4]["slab"] == 1
     assert rows[256, 40, 132, 0]["bm"] == 128 and rows[256, 40, 132, 3] == rows[256, 40, 132, 0]  # not 256x64
+
+
+def test_cuda_window_sample_matches_bilinear_sample(host_check):
+    # the octet kernels sample a 2x2 window inside the image (one address, fixed neighbours); its weights must be
+    # bilinear_sample's, bit for bit, on the corners they move to, at every border, NaN and overflow
+    r = subprocess.run([str(host_check), "window"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert ", 0 mismatches" in r.stdout and int(r.stdout.split()[1]) > 100_000, r.stdout
 
 
 def test_cuda_mdcn_vec8_slab_band_must_be_aligned(host_check, tmp_path):

@@ -32,5 +32,15 @@ __host__ __device__ __forceinline__ T load_ro(const T* base, unsigned i) {
 #endif
 }
 
+// *p through the same path (p from element_at(); a constant element offset from it folds into the load).
+template <typename T>
+__host__ __device__ __forceinline__ T load_ro(const T* p) {
+#if defined(__CUDA_ARCH__)
+  return __ldg(p);
+#else
+  return *p;
+#endif
+}
+
 }  // namespace cuda
 }  // namespace rrsr

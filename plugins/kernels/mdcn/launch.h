@@ -74,9 +74,9 @@ int cuda_variants(const Shape& s, DType t, DType t_offset, Variant* out, int cap
 // Tuning hook for benchmarks and tests: the tile (bm output channels x bn pixels, from 64x64, 64x128, 128x64,
 // 128x128, 256x64) and the number of K splits the vec8 tensor-core kernel runs instead of its own choice; regb = 1
 // runs its register-B variant (mdcn_vec8_regb.cuh; tiles 64x128, 64x256), stages = 3 the shared-memory kernel's
-// three-stage K pipeline (gathers a whole iteration ahead; pipelined_chunks), min_blocks = 2..4 registers capped for
-// that many blocks per SM on the two-stage tiles that have it (2 for 256x64 is the kernel's own choice; 3 for
-// 128x64; 3 or 4 for 64x64; a pinned tile runs with its own register rule unless min_blocks says otherwise). Zero
+// three-stage K pipeline (gathers a whole iteration ahead; pipelined_chunks), min_blocks = 2 registers capped for two
+// blocks per SM on the two-stage 256x64 tile (the kernel's own choice there; a pinned tile or pipeline depth runs
+// with its own register rule unless min_blocks says otherwise). Zero
 // fields keep its choice; ignored by the other kernels. `variant` is applied first, where it applies (see Variant);
 // the fields above then override it and fail where the kernel lacks what they name. `band`: the column-slab
 // variant's pixels per band, when fewer than its slab holds (a multiple of 256 unless it covers the plane).

@@ -19,10 +19,9 @@ inline bool has_kernel(const Config& c) {
   if (!supported_tile(c.bm, c.bn) || (c.stages != 2 && c.stages != 3)) return false;
   if (c.min_blocks == 0) return true;
   if (c.stages != 2 || c.bn != 64) return false;
-  // the register caps instantiated (launch_gemm_smem): 256x64 at 2 blocks per SM (126 registers), 128x64 at 3
+  // the register cap instantiated (launch_gemm_smem): 256x64 at 2 blocks per SM (126 registers)
   // (80, 28 bytes spilled), 64x64 at 3 (79, none) or 4 (64, 8 bytes spilled)
-  return (c.bm == 256 && c.min_blocks == 2) || (c.bm == 128 && c.min_blocks == 3) ||
-         (c.bm == 64 && (c.min_blocks == 3 || c.min_blocks == 4));
+  return c.bm == 256 && c.min_blocks == 2;
 }
 
 // cfg with `v` applied where it applies (launch.h's Variant): the three-stage pipeline on the shared-memory kernel
