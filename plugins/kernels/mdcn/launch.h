@@ -76,10 +76,10 @@ int cuda_variants(const Shape& s, DType t, DType t_offset, Variant* out, int cap
 // runs its register-B variant (mdcn_vec8_regb.cuh; tiles 64x128, 64x256), stages = 3 the shared-memory kernel's
 // three-stage K pipeline (gathers a whole iteration ahead; pipelined_chunks), min_blocks = 2 registers capped for two
 // blocks per SM on the two-stage 256x64 tile (the kernel's own choice there; a pinned tile or pipeline depth runs
-// with its own register rule unless min_blocks says otherwise). Zero
-// fields keep its choice; ignored by the other kernels. `variant` is applied first, where it applies (see Variant);
-// the fields above then override it and fail where the kernel lacks what they name. `band`: the column-slab
-// variant's pixels per band, when fewer than its slab holds (a multiple of 256 unless it covers the plane).
+// with its own register rule unless min_blocks says otherwise). Zero fields keep its choice; ignored by the other
+// kernels. `variant` is applied first, where it applies (see Variant); the fields above then override it and fail
+// where the kernel lacks what they name. `band`: the column-slab variant's pixels per band, when fewer than its slab
+// holds (a multiple of 256 unless it covers the plane).
 struct TileChoice {
   int bm = 0, bn = 0, splits = 0, regb = 0, stages = 0, min_blocks = 0;
   Variant variant = Variant::kDefault;

@@ -235,7 +235,7 @@ int cuda_variants(const Shape& s, DType t, DType /*t_offset*/, Variant* out, int
   // the octet kernel does not run)
   if (t != DType::kFloat16 || check_shape(s) != kOk || !fits_int(s)) return 0;
   const Geometry g = make_geometry(s);
-  if (g.cin_g % vec8::kVec != 0 || g.ch_per_og % vec8::kVec != 0 || g.c % vec8::kVec != 0) return 0;
+  if (!vec8::channels_fit(g)) return 0;
   Variant all[3];  // kTwoBlocksPerSm is pick_config's own choice for its 256-row tile: never different
   int n = 0;
   all[n++] = Variant::kThreeStage;

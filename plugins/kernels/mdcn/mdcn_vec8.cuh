@@ -61,13 +61,17 @@ __host__ __device__ __forceinline__ size_t align_up(size_t v) { return (v + kAli
 constexpr int kMaxKVecs = 2048;  // K' octets per block table (32 KB of shared memory): K' = taps * c/group <= 16384
 constexpr int kMaxTapSpan = 1 << 15;  // a tap's dilated row / column, packed as two 16-bit halves in the K table
 
-// Which problems this kernel takes: octets must stay inside one offset group and one conv group; the per-image
-// offsets, mask and feature copy are indexed with int (as the other kernels index a plane); a sample's 2 x 2 window
-// needs two rows and columns (gather_at).
+// Whether the channels split into octets that stay inside one offset group and one conv group (any spatial size).
+inline bool channels_fit(const Geometry& g) {
+  return g.cin_g % kVec == 0 && g.ch_per_og % kVec == 0 && g.c % kVec == 0;
+}
+
+// Which problems this kernel takes: channels_fit; the per-image offsets, mask and feature copy are indexed with int
+// (as the other kernels index a plane); a sample's 2 x 2 window needs two rows and columns (gather_at).
 inline bool supports(const Geometry& g) {
   const int64_t hw_out = g.p_count(), hw = static_cast<int64_t>(g.h) * g.w;
   const int64_t kh = g.taps / g.kw;
-  return g.cin_g % kVec == 0 && g.ch_per_og % kVec == 0 && g.c % kVec == 0 && g.h >= 2 && g.w >= 2 &&
+  return channels_fit(g) && g.h >= 2 && g.w >= 2 &&
          static_cast<int64_t>(g.cin_g) * g.taps / kVec <= kMaxKVecs && (kh - 1) * g.dil_h < kMaxTapSpan &&
          (g.kw - 1) * static_cast<int64_t>(g.dil_w) < kMaxTapSpan &&
          2 * static_cast<int64_t>(g.offset_group) * g.taps * hw_out < (int64_t{1} << 31) &&

@@ -18,9 +18,8 @@ inline bool has_kernel(const Config& c) {
   if (c.slab) return supported_tile(c.bm, c.bn) && c.min_blocks == 0;
   if (!supported_tile(c.bm, c.bn) || (c.stages != 2 && c.stages != 3)) return false;
   if (c.min_blocks == 0) return true;
-  if (c.stages != 2 || c.bn != 64) return false;
-  // the register cap instantiated (launch_gemm_smem): 256x64 at 2 blocks per SM (126 registers)
-  // (80, 28 bytes spilled), 64x64 at 3 (79, none) or 4 (64, 8 bytes spilled)
+  // the one register cap instantiated (launch_gemm_smem): the two-stage 256x64 tile at 2 blocks per SM (126
+  // registers)
   return c.bm == 256 && c.min_blocks == 2;
 }
 
