@@ -83,12 +83,13 @@ class BenchRow:
     peak_mem_mib: Optional[float] = None
     mem_method: str = ""
     runs: int = 0
+    first_call_s: Optional[float] = None     # compiled paths: the untimed first call (compile and/or graph capture)
     note: str = ""
 
 
 def bench_runner(runner, sizes, warmup: int, runs: int) -> list[BenchRow]:
     d = runner.describe()
-    label = d["backend"] + ("-" + d["device"] if d["backend"] != "trt" else "")
+    label = d["backend"] + ("-" + d["device"] if d["backend"] != "trt" else "") + ("+compile" if "compile" in d else "")
     rows = []
     for i, (h, w) in enumerate(sizes):
         row = BenchRow(label, d["precision"], d["device"], f"{h}x{w}")
@@ -100,6 +101,12 @@ def bench_runner(runner, sizes, warmup: int, runs: int) -> list[BenchRow]:
             rows.append(row)
             continue
         feeds = dict(zip(INPUT_NAMES, [a.numpy() for a in sample_inputs(1, (h, w), seed=200 + i)]))
+        compiled = "compile" in d
+        if compiled:          # the first call of a shape compiles and/or captures: timed apart, never a warm-up run
+            t = time.perf_counter()
+            runner.run(feeds)
+            runner.synchronize()
+            row.first_call_s = time.perf_counter() - t
         for _ in range(warmup):
             runner.run(feeds)
         runner.synchronize()
@@ -139,14 +146,18 @@ class _Null:
 
 
 def candidates(ckpt, onnx, engines, plugins, device: str, cpu_fp16: bool,
-               threads: Optional[int] = None) -> list[tuple[str, Optional[Loader], str]]:
+               threads: Optional[int] = None, compile_: bool = False) -> list[tuple[str, Optional[Loader], str]]:
     """(label, loader or None, why skipped)."""
     dev = resolve_device(device)
-    out = [("torch fp32", TorchLoader(ckpt, precision="fp32", device=dev), "")]
-    if dev.startswith("cuda") or cpu_fp16:
-        out.append(("torch fp16", TorchLoader(ckpt, precision="fp16", device=dev), ""))
-    else:
-        out.append(("torch fp16", None, "PyTorch FP16 on the CPU is emulated and slow: not timed (--cpu-fp16 to time it)"))
+    fp16 = dev.startswith("cuda") or cpu_fp16
+    out = []
+    for suffix, compiled in (("", False), (" compiled", True)) if compile_ else (("", False),):
+        out.append((f"torch fp32{suffix}", TorchLoader(ckpt, precision="fp32", device=dev, compile=compiled), ""))
+        if fp16:
+            out.append((f"torch fp16{suffix}", TorchLoader(ckpt, precision="fp16", device=dev, compile=compiled), ""))
+        else:
+            out.append((f"torch fp16{suffix}", None,
+                        "PyTorch FP16 on the CPU is emulated and slow: not timed (--cpu-fp16 to time it)"))
     for p in onnx:
         # CUDA provider when onnxruntime-gpu has it, else the CPU provider (the row says which)
         ort_device = "auto" if dev.startswith("cuda") else "cpu"
@@ -157,16 +168,18 @@ def candidates(ckpt, onnx, engines, plugins, device: str, cpu_fp16: bool,
 
 
 def format_table(rows: list[BenchRow]) -> str:
-    base = {r.lr: r.median_ms for r in rows if r.backend.startswith("torch") and r.precision == "fp32" and r.median_ms}
-    lines = [f"{'backend':<12}{'prec':<6}{'LR':>8}{'median ms':>11}{'p90 ms':>10}{'img/s':>8}{'vs torch32':>11}"
-             f"{'peak MiB':>10}  memory measured as"]
+    base = {r.lr: r.median_ms for r in rows if r.backend in ("torch-cpu", "torch-cuda") and r.precision == "fp32"
+            and r.median_ms}
+    lines = [f"{'backend':<20}{'prec':<6}{'LR':>8}{'median ms':>11}{'p90 ms':>10}{'img/s':>8}{'vs torch32':>11}"
+             f"{'peak MiB':>10}{'1st call s':>11}  memory measured as"]
     for r in rows:
         if r.median_ms is None:
-            lines.append(f"{r.backend:<12}{r.precision:<6}{r.lr:>8}  {r.note}")
+            lines.append(f"{r.backend:<20}{r.precision:<6}{r.lr:>8}  {r.note}")
             continue
         sp = f"{base[r.lr] / r.median_ms:.2f}x" if r.lr in base else "-"
-        lines.append(f"{r.backend:<12}{r.precision:<6}{r.lr:>8}{r.median_ms:>11.1f}{r.p90_ms:>10.1f}"
-                     f"{r.images_per_s:>8.2f}{sp:>11}{r.peak_mem_mib:>10.1f}  {r.mem_method}")
+        first = f"{r.first_call_s:.1f}" if r.first_call_s is not None else "-"
+        lines.append(f"{r.backend:<20}{r.precision:<6}{r.lr:>8}{r.median_ms:>11.1f}{r.p90_ms:>10.1f}"
+                     f"{r.images_per_s:>8.2f}{sp:>11}{r.peak_mem_mib:>10.1f}{first:>11}  {r.mem_method}")
     return "\n".join(lines)
 
 
@@ -184,16 +197,19 @@ def format_table(rows: list[BenchRow]) -> str:
                    "the custom ops' CPU kernels) [default: each library's own]; on a CPU shared with other jobs, "
                    "fewer threads than cores avoids spin-waiting.")
 @click.option("--cpu-fp16", is_flag=True, help="Also time PyTorch FP16 on the CPU (slow; off by default).")
+@click.option("--compile", "compile_", is_flag=True,
+              help="Also time the PyTorch fast path (torch.compile per stage, CUDA graphs on CUDA: see runtime.infer "
+                   "--compile); its first call per size, which compiles and/or captures, is timed apart.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the rows as JSON here.")
 @click_errors
-def main(ckpt, onnx, engines, plugins, sizes, warmup, runs, device, threads, cpu_fp16, json_path):
+def main(ckpt, onnx, engines, plugins, sizes, warmup, runs, device, threads, cpu_fp16, compile_, json_path):
     """Time each available backend against PyTorch eager FP32 and FP16 on synthetic inputs of the given LR
     sizes. Backends whose runtime is missing here are listed as skipped with the reason."""
     import torch
     if threads:
         torch.set_num_threads(threads)
     rows, skipped, described = [], [], []
-    for label, loader, why in candidates(ckpt, onnx, engines, plugins, device, cpu_fp16, threads):
+    for label, loader, why in candidates(ckpt, onnx, engines, plugins, device, cpu_fp16, threads, compile_):
         if loader is None:
             skipped.append(f"{label}: {why}")
             continue

@@ -29,7 +29,7 @@ def sizes_option(ctx, param, value):
 
 def model_options(f):
     """--engine/--onnx/--ckpt (+ --feature-ckpt/--vgg-ckpt, --plugins), --backend, --precision, --device,
-    --torch-kernels."""
+    --torch-kernels, --compile."""
     opts = [
         click.option("--engine", type=click.Path(dir_okay=False), help="TensorRT engine (rrsr-build-engine; needs its .json sidecar)."),
         click.option("--onnx", "onnx_path", type=click.Path(dir_okay=False), help="ONNX graph (rrsr-export), run in ONNX Runtime."),
@@ -46,6 +46,10 @@ def model_options(f):
                      show_default=True,
                      help="PyTorch on CUDA: the project's compiled CUDA kernels (plugins/torch, built on first use) or "
                           "PyTorch's reference ops; auto = compiled for --precision fp16, reference for fp32."),
+        click.option("--compile", "compile_", is_flag=True,
+                     help="PyTorch only, the fast path: torch.compile of the model's stages (the custom ops stay "
+                          "opaque) and, on CUDA, one CUDA graph per input shape (a new shape compiles and/or captures "
+                          "once, and says so); falls back with the reason where compiling or capturing is unavailable."),
     ]
     for o in reversed(opts):
         f = o(f)
@@ -53,9 +57,9 @@ def model_options(f):
 
 
 def model_files(engine, onnx_path, ckpt, feature_ckpt, vgg_ckpt, plugins, precision,
-                torch_kernels: str = "auto") -> ModelFiles:
+                torch_kernels: str = "auto", compile_: bool = False) -> ModelFiles:
     return ModelFiles(engine=engine, onnx=onnx_path, ckpt=ckpt, feature_ckpt=feature_ckpt, vgg_ckpt=vgg_ckpt,
-                      plugins=plugins, precision=precision, torch_kernels=torch_kernels)
+                      plugins=plugins, precision=precision, torch_kernels=torch_kernels, compile=compile_)
 
 
 def click_errors(fn):

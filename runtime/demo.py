@@ -3,7 +3,7 @@
 1. export the demo checkpoint to ONNX in --out (reused when already exported from the same checkpoint: the
    checkpoint's SHA-256 is recorded next to the graph);
 2. super-resolve the sample pairs with the best available backend (TensorRT is not used here: it needs an
-   engine built on the target GPU with rrsr-build-engine);
+   engine built on the target GPU with rrsr-build-engine), or with ``--compile`` the PyTorch fast path (no export);
 3. print parity against PyTorch FP32 and the speed of both, and quality against the ground truth;
 4. write ``<name>_sr.png`` and ``<name>_side_by_side.png`` (bicubic | SR | reference).
 """
@@ -65,8 +65,11 @@ def export_once(ckpt: Path, out_dir: Path, log=click.echo) -> tuple[Path, dict]:
 @click.option("--out", type=click.Path(file_okay=False), default="outputs/runtime-demo", show_default=True,
               help="Folder for the ONNX graph, SR and side-by-side PNGs (files of the same name are replaced).")
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda or auto (for ONNX Runtime and PyTorch).")
+@click.option("--compile", "compile_", is_flag=True,
+              help="Run the PyTorch fast path (FP32, torch.compile per stage, CUDA graphs on CUDA; see runtime.infer "
+                   "--compile) instead of the best available backend for the exported graph.")
 @click_errors
-def main(ckpt, samples, out, device):
+def main(ckpt, samples, out, device, compile_):
     """Export the demo checkpoint to ONNX, super-resolve the samples with the best available backend, and
     report parity and speed against PyTorch FP32."""
     ckpt, out = Path(ckpt), Path(out)
@@ -78,26 +81,31 @@ def main(ckpt, samples, out, device):
     if not pairs:
         raise click.ClickException(f"no <name>_lr.png + <name>_ref.png pairs in {samples}")
     out.mkdir(parents=True, exist_ok=True)
-    onnx_path, _ = export_once(ckpt, out)
+    onnx_path = None if compile_ else export_once(ckpt, out)[0]       # the fast path runs the checkpoint itself
     images = [(n, load_rgb(lr), load_rgb(ref), load_rgb(hr) if hr else None) for n, lr, ref, hr in pairs]
     if device != "cpu":
         strict_fp32()          # the PyTorch FP32 reference of the parity check must not run in TF32
-    choice = load_runner("auto", ModelFiles(onnx=str(onnx_path), ckpt=str(ckpt)), device)
+    if compile_:
+        choice = load_runner("torch", ModelFiles(ckpt=str(ckpt), compile=True), device)
+    else:
+        choice = load_runner("auto", ModelFiles(onnx=str(onnx_path), ckpt=str(ckpt)), device)
     click.echo(f"backend: {choice.reason}")
     reference_loader = TorchLoader(str(ckpt), precision="fp32", device=device, kernels="reference")
     with choice.runner as runner, reference_loader.load() as reference:
         rep = parity_report(runner, reference, images)     # first runs: also the warm-up of each shape
         click.echo(format_report(rep))
         b, r = runner.describe(), reference.describe()
-        click.echo(f"\n{'image':<14}{b['backend'] + '-' + b['device'] + ' s':>14}{'torch-' + r['device'] + ' s':>14}{'speed-up':>10}")
+        label = b["backend"] + "-" + b["device"] + ("+compile" if "compile" in b else "")
+        click.echo(f"\n{'image':<14}{label + ' s':>20}{'torch-' + r['device'] + ' s':>14}{'speed-up':>10}")
         for name, lr, ref, _ in images:
             tb = super_resolve(runner, lr, ref)
             tr = super_resolve(reference, lr, ref)
-            click.echo(f"{name:<14}{tb.seconds:>14.3f}{tr.seconds:>14.3f}{tr.seconds / tb.seconds:>9.2f}x")
+            click.echo(f"{name:<14}{tb.seconds:>20.3f}{tr.seconds:>14.3f}{tr.seconds / tb.seconds:>9.2f}x")
             sr = to_uint8(tb.sr)
             save_rgb(sr, out / f"{name}_sr.png")
             save_rgb(side_by_side(pil_bicubic(lr, sr.shape[:2]), sr, ref), out / f"{name}_side_by_side.png")
-    click.echo(f"wrote {out}/<name>_sr.png and <name>_side_by_side.png (bicubic | SR | reference), and {onnx_path}")
+    click.echo(f"wrote {out}/<name>_sr.png and <name>_side_by_side.png (bicubic | SR | reference)"
+               + (f", and {onnx_path}" if onnx_path else ""))
     if not rep["pass"]:
         raise click.ClickException(f"parity against PyTorch FP32 failed ({rep['criterion']})")
 

@@ -83,7 +83,7 @@ def _read(path: Path):
 @click.option("--quiet", is_flag=True, help="No progress bar or backend line.")
 @click_errors
 def main(lr_path, ref_path, out_path, engine, onnx_path, ckpt, feature_ckpt, vgg_ckpt, plugins, backend, precision,
-         device, torch_kernels, fmt, force, quiet):
+         device, torch_kernels, compile_, fmt, force, quiet):
     """Super-resolve LR images x4 with a reference, pre-processed exactly as rrsr_model.super_resolve
     (PIL-bicubic LR-up, reference mod-4 cropped and zero-padded, SR cropped back to 4x the LR)."""
     lr_path, ref_path, out_path = Path(lr_path), Path(ref_path), Path(out_path)
@@ -106,7 +106,7 @@ def main(lr_path, ref_path, out_path, engine, onnx_path, ckpt, feature_ckpt, vgg
     if existing and not force:
         raise click.ClickException(f"{len(existing)} output(s) exist ({', '.join(existing[:4])}"
                                    f"{' ...' if len(existing) > 4 else ''}); pass --force to overwrite")
-    files = model_files(engine, onnx_path, ckpt, feature_ckpt, vgg_ckpt, plugins, precision, torch_kernels)
+    files = model_files(engine, onnx_path, ckpt, feature_ckpt, vgg_ckpt, plugins, precision, torch_kernels, compile_)
     if not files.given():
         raise click.UsageError("no model given: pass --engine, --onnx or --ckpt")
     choice = load_runner(backend, files, device)
@@ -119,6 +119,11 @@ def main(lr_path, ref_path, out_path, engine, onnx_path, ckpt, feature_ckpt, vgg
         if precision != "fp32" and d["backend"] != "torch":
             click.echo(f"  note: --precision applies to the torch backend; {d['backend']} runs the "
                        f"{d['precision']} {'graph' if d['backend'] == 'ort' else 'engine'} as given", err=True)
+        if compile_ and d["backend"] != "torch":
+            click.echo(f"  note: --compile applies to the torch backend; {d['backend']} was picked "
+                       f"(pass --backend torch for the PyTorch fast path)", err=True)
+        if "compile" in d:
+            click.echo(f"  fast path: {d['compile']}", err=True)
     if lr_path.is_dir():
         out_path.mkdir(parents=True, exist_ok=True)
     from tqdm import tqdm

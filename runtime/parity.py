@@ -41,7 +41,7 @@ def parity_report(runner: Runner, reference: Runner, pairs: list[tuple[str, np.n
     """Run both on every (name, lr, ref, hr-or-None) and compare; quality against the HR when there is one."""
     desc = runner.describe()
     precision = desc.get("precision", "fp32")
-    shared = SharedCorrespondence.for_backend(desc, reference)
+    shared = SharedCorrespondence.for_backend(desc, reference, runner)
     rows = []
     for name, lr, ref, hr in pairs:
         index = shared.index(lr, ref) if shared else None
@@ -66,21 +66,27 @@ def parity_report(runner: Runner, reference: Runner, pairs: list[tuple[str, np.n
         rows.append(row)
     ref_desc = dict(reference.describe())
     if shared:
-        ref_desc["correspondence"] = "the backend's (its RrsrPatchMatch output), compared separately"
+        ref_desc["correspondence"] = "the backend's own (its matching index), compared separately"
     return {"backend": desc, "reference": ref_desc, "criterion": criterion(precision),
             "images": rows, "pass": all(r["pass"] for r in rows)}
 
 
 class SharedCorrespondence:
-    """The correspondence an ONNX Runtime graph computed (its RrsrPatchMatch index, exposed as an extra output of
-    a second session), for the PyTorch reference to use: see export.matching for why."""
+    """The correspondence a backend computed, for the PyTorch reference to use (see export.matching for why):
+    an ONNX Runtime graph's RrsrPatchMatch index (an extra output of a second session), or the PyTorch fast path's
+    (its compiled CCN sums in another order than eager, so near-ties may flip)."""
 
-    def __init__(self, session, name: str):
-        self.session, self.name = session, name
+    def __init__(self, index_fn):
+        self._index_fn = index_fn
 
     @classmethod
-    def for_backend(cls, desc: dict, reference: Runner) -> Optional["SharedCorrespondence"]:
-        if desc.get("backend") != "ort" or desc.get("matching") != "streaming" or not hasattr(reference, "model"):
+    def for_backend(cls, desc: dict, reference: Runner, runner: Optional[Runner] = None
+                    ) -> Optional["SharedCorrespondence"]:
+        if not hasattr(reference, "model"):
+            return None
+        if desc.get("backend") == "torch" and "compile" in desc and desc.get("precision") == "fp32" and runner:
+            return cls(lambda lr, ref: runner.match_index(prepare_inputs(lr, ref)))
+        if desc.get("backend") != "ort" or desc.get("matching") != "streaming":
             return None
         import onnx
 
@@ -88,11 +94,12 @@ class SharedCorrespondence:
         proto = with_index_output(onnx.load(desc["model"]))
         if proto is None:
             return None
-        return cls(ort_session(proto, providers=desc.get("providers"), library=desc.get("custom_op_library")),
-                   index_output(proto))
+        session = ort_session(proto, providers=desc.get("providers"), library=desc.get("custom_op_library"))
+        name = index_output(proto)
+        return cls(lambda lr, ref: session.run([name], to_feeds(prepare_inputs(lr, ref)))[0])
 
     def index(self, lr: np.ndarray, ref: np.ndarray) -> np.ndarray:
-        return self.session.run([self.name], to_feeds(prepare_inputs(lr, ref)))[0]
+        return self._index_fn(lr, ref)
 
 
 def format_report(rep: dict) -> str:
@@ -139,8 +146,8 @@ def _pairs(lr, ref, hr, samples):
               help="Device of the PyTorch FP32 reference (on CUDA, TF32 is switched off for it).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the report as JSON here.")
 @click_errors
-def main(engine, onnx_path, ckpt, feature_ckpt, vgg_ckpt, plugins, backend, precision, device, torch_kernels, lr, ref,
-         hr, samples, ref_device, json_path):
+def main(engine, onnx_path, ckpt, feature_ckpt, vgg_ckpt, plugins, backend, precision, device, torch_kernels, compile_,
+         lr, ref, hr, samples, ref_device, json_path):
     """Compare a backend's SR with PyTorch FP32's (from --ckpt): max/mean abs error and PSNR, plus PSNR_Y/SSIM_Y
     of both against the HR when given. Exit code 1 when the criterion is not met."""
     if ckpt is None:
@@ -148,7 +155,7 @@ def main(engine, onnx_path, ckpt, feature_ckpt, vgg_ckpt, plugins, backend, prec
     pairs = _pairs(list(lr), list(ref), list(hr), samples)
     if ref_device != "cpu":
         strict_fp32()
-    files = model_files(engine, onnx_path, ckpt, feature_ckpt, vgg_ckpt, plugins, precision, torch_kernels)
+    files = model_files(engine, onnx_path, ckpt, feature_ckpt, vgg_ckpt, plugins, precision, torch_kernels, compile_)
     with TorchLoader(ckpt, feature_ckpt, vgg_ckpt, "fp32", ref_device, kernels="reference").load() as reference:
         choice = load_runner(backend, files, device)
         click.echo(f"backend: {choice.reason}", err=True)

@@ -28,6 +28,7 @@ class ModelFiles:
     plugins: Optional[str] = None          # TensorRT plugin library
     precision: str = "fp32"                # torch backend only; graphs and engines carry theirs
     torch_kernels: str = "auto"            # torch backend on CUDA: auto / compiled / reference (torch_backend)
+    compile: bool = False                  # torch backend: the fast path (runtime.fast_path)
 
     def given(self) -> list[str]:
         return [n for n, v in (("--engine", self.engine), ("--onnx", self.onnx), ("--ckpt", self.ckpt)) if v is not None]
@@ -47,7 +48,7 @@ def _loader(kind: str, files: ModelFiles, device: str) -> Loader:
             raise BackendError("the torch backend needs --ckpt (an rrsr bundle, or the official generator file "
                                "with --feature-ckpt and --vgg-ckpt)")
         return TorchLoader(files.ckpt, files.feature_ckpt, files.vgg_ckpt, files.precision, device,
-                           kernels=files.torch_kernels)
+                           kernels=files.torch_kernels, compile=files.compile)
     raise BackendError(f"unknown backend {kind!r}; choose one of {BACKENDS} or auto")
 
 

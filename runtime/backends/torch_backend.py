@@ -4,11 +4,16 @@ policy of ``rrsr_model.precision``, on the CPU or a CUDA device. The numerical r
 On CUDA the custom ops (MDCN, RAS, PatchMatch) run either PyTorch's reference kernels or the project's compiled
 CUDA kernels (``plugins/torch``, built on first use): ``kernels`` = "reference", "compiled", or "auto" = compiled
 for the FP16 policy on CUDA when the extension builds (tensor cores; at 1080p output 409 ms instead of 905 ms on an
-H200), the references otherwise (FP32 keeps PyTorch's kernels: the compiled FP32 PatchMatch is exact but slow)."""
+H200), the references otherwise (FP32 keeps PyTorch's kernels: the compiled FP32 PatchMatch is exact but slow).
+
+``compile=True`` is the fast path (``runtime.fast_path``): the model's stages torch.compile'd with the custom ops
+opaque, and on CUDA one CUDA graph per input shape; FP32 then runs without TF32 (held to 1e-4 of the FP32 model)."""
 from __future__ import annotations
 
+import contextlib
 import copy
-from typing import Optional
+import sys
+from typing import Callable, Optional
 
 import numpy as np
 import torch
@@ -57,21 +62,42 @@ class TorchRunner(Runner):
     name = "torch"
 
     def __init__(self, model, precision: str, device: str, source: str, kernels: str = "reference",
-                 kernels_note: str = ""):
+                 kernels_note: str = "", compile: bool = False, max_graphs: int = 4,
+                 log: Callable[[str], None] = lambda m: print(m, file=sys.stderr, flush=True)):
         self.model, self.precision, self.device, self.source = model, precision, device, source
         self.kernels, self.kernels_note = kernels, kernels_note
         self._dtype = next(model.parameters()).dtype      # as rrsr_model.super_resolve casts the inputs
+        self.fast = None
+        if compile:
+            from ..fast_path import FastRRSR
+            self.fast = FastRRSR(model, device, max_graphs=max_graphs, kernels_context=self._kernels_context,
+                                 fp32_math=precision == "fp32", log=log)
+
+    def _kernels_context(self):
+        """This runner's kernel routing on CUDA (restored afterwards, so runners in one process do not mix)."""
+        if not self.device.startswith("cuda"):
+            return contextlib.nullcontext()
+        import plugins.torch as pt
+        return pt.kernels(self.kernels == "compiled")
 
     @torch.no_grad()
     def run(self, inputs: Feeds) -> np.ndarray:
         x = to_prepared(inputs).to(self.device, self._dtype)
-        if self.device.startswith("cuda"):
-            import plugins.torch as pt
-            with pt.kernels(self.kernels == "compiled"):   # this runner's routing only, restored afterwards
-                sr = self.model(x.lr, x.lr_up, x.ref, x.valid_size)
+        if self.fast is not None:
+            sr = self.fast(x.lr, x.lr_up, x.ref, x.valid_size)
         else:
-            sr = self.model(x.lr, x.lr_up, x.ref, x.valid_size)
+            with self._kernels_context():
+                sr = self.model(x.lr, x.lr_up, x.ref, x.valid_size)
         return sr.float().cpu().numpy()
+
+    def match_index(self, inputs: Feeds) -> np.ndarray:
+        """The correspondence this runner's path computes for ``inputs`` (fast path only): the matching index of its
+        own compiled CCN features, for parity's shared correspondence (runtime.parity)."""
+        if self.fast is None:
+            raise BackendError("match_index is the fast path's (--compile); the eager model's is PyTorch's own")
+        x = to_prepared(inputs).to(self.device, self._dtype)
+        with self._kernels_context():
+            return self.fast.match_index(x.lr_up, x.ref).cpu().numpy()
 
     def synchronize(self) -> None:
         if self.device.startswith("cuda"):
@@ -82,12 +108,14 @@ class TorchRunner(Runner):
              "variant": self.model.cfg.variant, "torch": torch.__version__, "kernels": self.kernels}
         if self.kernels_note:
             d["kernels_note"] = self.kernels_note
+        if self.fast is not None:
+            d["compile"] = self.fast.describe()
         if self.device.startswith("cuda"):
             d["gpu"] = torch.cuda.get_device_name(self.device)
         return d
 
     def close(self) -> None:
-        self.model = None
+        self.model = self.fast = None
         if self.device.startswith("cuda"):
             torch.cuda.empty_cache()
 
@@ -97,13 +125,13 @@ class TorchLoader(Loader):
     name = "torch"
 
     def __init__(self, ckpt, feature_ckpt=None, vgg_ckpt=None, precision: str = "fp32", device: str = "cpu",
-                 kernels: str = "auto"):
+                 kernels: str = "auto", compile: bool = False):
         if precision not in PRECISIONS:
             raise BackendError(f"unknown precision {precision!r} for the torch backend; choose {PRECISIONS}")
         if kernels not in KERNELS:
             raise BackendError(f"unknown kernels {kernels!r} for the torch backend; choose {KERNELS}")
         self.ckpt, self.feature_ckpt, self.vgg_ckpt = ckpt, feature_ckpt, vgg_ckpt
-        self.precision, self.device, self.kernels = precision, device, kernels
+        self.precision, self.device, self.kernels, self.compile = precision, device, kernels, compile
 
     def _kernels(self, device: str) -> tuple[str, str]:
         """(kernels to run, note): "compiled" is refused with the reason when unavailable; "auto" falls back."""
@@ -130,4 +158,4 @@ class TorchLoader(Loader):
         kernels, note = self._kernels(device)
         if self.precision == "fp16":
             to_fp16(model)     # on the CPU this runs (slowly): useful for parity, not for speed
-        return TorchRunner(model, self.precision, device, source, kernels, note)
+        return TorchRunner(model, self.precision, device, source, kernels, note, compile=self.compile)
