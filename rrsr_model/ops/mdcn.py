@@ -126,7 +126,8 @@ _KERNELS = KernelTable(mdcn_reference)
 def _mdcn_op(x: Tensor, weight: Tensor, offset: Tensor, bias: Optional[Tensor], mask: Optional[Tensor],
              strides: list[int], pads: list[int], dilations: list[int], group: int, offset_group: int) -> Tensor:
     kernel = _KERNELS.kernel(x.device.type)
-    return kernel(x, weight, offset, bias, mask, strides, pads, dilations, group, offset_group)
+    # contiguous, as the fake kernel promises: a compiled graph (torch.compile) relies on the op's output strides
+    return kernel(x, weight, offset, bias, mask, strides, pads, dilations, group, offset_group).contiguous()
 
 
 @_mdcn_op.register_fake

@@ -85,7 +85,8 @@ _KERNELS = KernelTable(patch_match_reference)
 @torch.library.custom_op("rrsr::patch_match", mutates_args=())
 def _patch_match_op(feat_in: Tensor, feat_ref: Tensor, patch_size: int) -> tuple[Tensor, Tensor]:
     kernel = _KERNELS.kernel(feat_in.device.type)
-    return kernel(feat_in, feat_ref, patch_size)
+    index, score = kernel(feat_in, feat_ref, patch_size)
+    return index.contiguous(), score.contiguous()     # as the fake kernel promises (torch.compile relies on it)
 
 
 @_patch_match_op.register_fake

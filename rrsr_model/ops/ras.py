@@ -77,8 +77,10 @@ def _ras_op(x: Tensor, ref: Tensor, weight: Tensor, bias: Tensor, routing_weight
             se1_weight: Tensor, se1_bias: Tensor, se2_weight: Tensor, se2_bias: Tensor,
             valid_size: Optional[Tensor]) -> Tensor:
     kernel = _KERNELS.kernel(x.device.type)
+    # contiguous, as the fake kernel promises (channels-last inputs would make the reference's conv output
+    # channels-last): a compiled graph (torch.compile) relies on the op's output strides
     return kernel(x, ref, weight, bias, routing_weight, routing_bias, se1_weight, se1_bias, se2_weight,
-                  se2_bias, valid_size)
+                  se2_bias, valid_size).contiguous()
 
 
 @_ras_op.register_fake
