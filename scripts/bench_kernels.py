@@ -35,7 +35,7 @@ from rrsr_model.ops.patch_match import patch_match_reference  # noqa: E402
 
 # RRSR's stages, then x16 area, and 64@512^2 (the cuDNN comparison point)
 MDCN_SHAPES = [(256, 40), (128, 80), (64, 160), (256, 160), (128, 320), (64, 640), (64, 512)]
-ALGO = {"auto": 0, "simt": 1, "tensor_core": 2, "fp32_diagonal": 3}  # the extension's `algo` (rrsr::Algo)
+ALGO = {"auto": 0, "simt": 1, "tensor_core": 2, "fp32_diagonal": 3, "tensor_core_wide": 4}  # the extension's `algo` (rrsr::Algo)
 # vec8 tensor-core kernel tiles (bm, bn, splits; 0 = the kernel's choice) for --tiles; a 4th field 1 = its
 # register-B variant (mdcn_vec8_regb.cuh), a 5th field 3 = its three-stage K pipeline (pipelined_chunks), a 6th
 # field 2 = its 256x64 tile capped for two blocks per SM
@@ -346,10 +346,12 @@ def bench_patch_match(ext, budget, iters):
     print("\n== PatchMatch, k=3, 256 channels at the LR size, F_ref same size as F_in ==")
     print("   ours simt: exact FP32; ours diag: FP32 FMAs over per-pixel correlation tiles summed along diagonals "
           "(kAuto for FP32 inputs); ours tc: tensor cores on FP16-rounded normalised features (kAuto "
-          "for FP16 inputs); reference: the model's chunked-conv matching in FP32, TF32 off / on (PyTorch's cuDNN "
-          "default)")
+          "for FP16 inputs: v2, 64 x 64 tiles); ours tc3: the same with 64 x 128 tiles from mma.sync fragments (v3, "
+          "Algo::kTensorCoreWide); reference: the model's chunked-conv matching in FP32, TF32 off / on (PyTorch's "
+          "cuDNN default). TFLOP/s: 2 * (h*w)^2 * 256 per call, the per-pixel correlation work (8.6e12 at 270x480)")
     print(f"{'LR size':>9} | {'ours simt fp32':>22} | {'ours diag fp32':>22} | {'ours tc fp16':>22} | "
-          f"{'reference fp32':>22} | {'reference tf32':>22} | {'ref/tc':>6} | tc idx mismatches (worst gap)")
+          f"{'ours tc3 fp16':>22} | {'reference fp32':>22} | {'reference tf32':>22} | {'ref/tc':>6} | "
+          "tc idx mismatches (worst gap)")
     prev = {}
     for h, w in PM_SIZES:
         work = float((h - 2) * (w - 2)) ** 2
@@ -370,6 +372,8 @@ def bench_patch_match(ext, budget, iters):
         for key, fn in (("ours_simt_fp32", lambda: ext.patch_match_forward(fi, fr, 3, algo=ALGO["simt"])),
                         ("ours_diag_fp32", lambda: ext.patch_match_forward(fi, fr, 3, algo=ALGO["fp32_diagonal"])),
                         ("ours_tc_fp16", lambda: ext.patch_match_forward(fi16, fr16, 3, algo=ALGO["tensor_core"])),
+                        ("ours_tc3_fp16",
+                         lambda: ext.patch_match_forward(fi16, fr16, 3, algo=ALGO["tensor_core_wide"])),
                         ("reference_fp32", lambda: patch_match_reference(fi, fr, 3)),
                         ("reference_tf32", reference_tf32)):
             row[key] = bench(fn, budget, warmup=1, iters=min(iters, 5), predicted_s=pred(key))
@@ -391,14 +395,27 @@ def bench_patch_match(ext, budget, iters):
             i2, _ = ext.patch_match_forward(fi16, fr16, 3, algo=ALGO["tensor_core"])
             row["tc_index_mismatches"], row["tc_worst_gap"] = _gap_stats(fi16, fr16, i2, i_ref16)
             row["patches"] = i2.numel()
+            if "ms" in row["ours_tc3_fp16"]:
+                i4, _ = ext.patch_match_forward(fi16, fr16, 3, algo=ALGO["tensor_core_wide"])
+                row["tc3_indices_differ_from_tc"] = int((i4 != i2).sum())
+        flop = 2.0 * (h * w) ** 2 * 256
+        for key in ("ours_tc_fp16", "ours_tc3_fp16", "ours_diag_fp32"):
+            if "ms" in row[key]:
+                row[key]["tflops"] = flop / (row[key]["ms"] * 1e-3) / 1e12
         rows.append(row)
         ratio = (f"{row['reference_fp32']['ms'] / row['ours_tc_fp16']['ms']:.2f}"
                  if "ms" in row["reference_fp32"] and "ms" in row["ours_tc_fp16"] else "-")
         mism = (f"{row['tc_index_mismatches']} of {row['patches']} ({row['tc_worst_gap']:.2g})"
                 if "tc_index_mismatches" in row else "-")
         print(f"{h:>4}x{w:<4} | {fmt(row['ours_simt_fp32']):>22} | {fmt(row['ours_diag_fp32']):>22} | "
-              f"{fmt(row['ours_tc_fp16']):>22} | "
+              f"{fmt(row['ours_tc_fp16']):>22} | {fmt(row['ours_tc3_fp16']):>22} | "
               f"{fmt(row['reference_fp32']):>22} | {fmt(row['reference_tf32']):>22} | {ratio:>6} | {mism}", flush=True)
+        eff = ", ".join(f"{k[5:]} {row[k]['tflops']:.0f} TFLOP/s" for k in ("ours_tc_fp16", "ours_tc3_fp16",
+                                                                              "ours_diag_fp32") if "tflops" in row[k])
+        if eff:
+            print(f"{'':>9}   effective: {eff}" + (f"; tc3 indices differing from tc: "
+                                                     f"{row['tc3_indices_differ_from_tc']}"
+                                                     if "tc3_indices_differ_from_tc" in row else ""))
         for kind in ("simt", "diag"):
             if f"{kind}_index_mismatches" in row:
                 print(f"{'':>9}   {kind} vs reference: {row[f'{kind}_index_mismatches']} index mismatches (worst gap "

@@ -53,3 +53,31 @@ def test_bench_mdcn_rows_on_the_cpu(monkeypatch, capsys):
     for line in ("register-B variant:", "three-stage pipeline:",
                  "column slab (im2col + GEMM)", "cuBLAS GEMM alone", "256x64 at two blocks per SM"):
         assert line in out, line
+
+
+class _ReferencePatchMatch:
+    """plugins.torch's patch_match_forward signature, computed by the reference (the algo ignored)."""
+
+    def patch_match_forward(self, fi, fr, k, algo=0):
+        from rrsr_model.ops.patch_match import patch_match_reference
+        return patch_match_reference(fi, fr, k)
+
+
+def test_bench_patch_match_rows_on_the_cpu(monkeypatch, capsys):
+    """The PatchMatch table (every kernel column, the v3 column and the effective TFLOP/s line) on tiny CCN-like
+    features, the reference standing in for every kernel and a constant time for every call."""
+    def ccn_like(h, w, c=256, seed=0):
+        g = torch.Generator().manual_seed(seed)
+        f = torch.randn(1, 16, h, w, generator=g)
+        return f, torch.roll(f, shifts=(1, -2), dims=(2, 3)) + 0.1 * torch.randn(1, 16, h, w, generator=g)
+
+    monkeypatch.setattr(bk, "_ccn_like", ccn_like)
+    monkeypatch.setattr(bk, "bench", lambda fn, budget, **kw: (fn(), {"ms": 2.0, "runs": 1, "peak_mb": 0.0})[1])
+    monkeypatch.setattr(bk, "PM_SIZES", [(6, 7), (8, 9)])
+    rows = bk.bench_patch_match(_ReferencePatchMatch(), _Budget(), iters=1)
+    out = capsys.readouterr().out
+    assert [(r["h"], r["w"]) for r in rows] == [(6, 7), (8, 9)]
+    for r in rows:
+        assert r["tc3_indices_differ_from_tc"] == 0 and r["diag_index_mismatches"] == 0
+        assert abs(r["ours_tc3_fp16"]["tflops"] - 2.0 * (r["h"] * r["w"]) ** 2 * 256 / 2e-3 / 1e12) < 1e-12
+    assert "ours tc3 fp16" in out and "effective: tc_fp16" in out and "tc3 indices differing from tc: 0" in out

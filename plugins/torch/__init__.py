@@ -10,7 +10,7 @@
 (``rrsr_torch_ops``); each checks device, dtype, contiguity and shapes (a RuntimeError naming the argument) and
 launches on the current CUDA stream (workspace from torch's allocator). ``mdcn_forward`` and ``patch_match_forward``
 take ``algo`` = 0 (auto), 1 (SIMT, exact FP32 arithmetic) or 2 (tensor cores, FP16 operands; FP16 features for
-MDCN), ``patch_match_forward`` also 3 (the FP32 diagonal path); ``mdcn_forward`` also ``tile`` = [bm, bn, splits]
+MDCN), ``patch_match_forward`` also 3 (the FP32 diagonal path) and 4 (tensor cores, 64 x 128 tiles: v3); ``mdcn_forward`` also ``tile`` = [bm, bn, splits]
 to pin the octet kernel's tile, [bm, bn, splits, 1] for its register-B variant, [bm, bn, splits, 0, 3] for its
 three-stage K pipeline, [256, 64, splits, 0, 2, 2] for its 256x64 tile with registers capped for two blocks per SM,
 [0, 0, 0, 0, 0, 0, band] with ``variant`` 4 for column-slab bands of ``band`` pixels (benchmarks and tests; [] or

@@ -104,12 +104,12 @@ rrsr::DType to_dtype(const Tensor& t) {
 
 void* current_stream() { return static_cast<void*>(c10::cuda::getCurrentCUDAStream().stream()); }
 
-// 0 = auto, 1 = simt, 2 = tensor core, 3 = FP32 diagonal (PatchMatch only; rrsr::Algo); benchmarks and tests pick
-// one explicitly.
-std::string check_algo(int64_t a, const char* op, bool diagonal = false) {
-  if (a >= 0 && a <= (diagonal ? 3 : 2)) return {};
-  return cat(op, ": algo must be 0 (auto), 1 (simt), 2 (tensor core)", diagonal ? " or 3 (FP32 diagonal)" : "",
-             ", got ", a);
+// 0 = auto, 1 = simt, 2 = tensor core, 3 = FP32 diagonal, 4 = tensor core with 64 x 128 tiles (3 and 4: PatchMatch
+// only; rrsr::Algo); benchmarks and tests pick one explicitly.
+std::string check_algo(int64_t a, const char* op, bool patch_match = false) {
+  if (a >= 0 && a <= (patch_match ? 4 : 2)) return {};
+  return cat(op, ": algo must be 0 (auto), 1 (simt), 2 (tensor core)",
+             patch_match ? ", 3 (FP32 diagonal) or 4 (tensor core, wide tiles)" : "", ", got ", a);
 }
 
 Result mdcn_forward(const Tensor& x, const Tensor& weight, const Tensor& offset, const std::optional<Tensor>& bias,

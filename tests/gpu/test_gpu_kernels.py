@@ -10,7 +10,7 @@ from rrsr_model.ops.patch_match import PATCH_NORM_EPS, patch_match_reference
 from rrsr_model.ops.ras import ras_reference
 
 DEV = "cuda"
-ALGO = {"auto": 0, "simt": 1, "tensor_core": 2, "fp32_diagonal": 3}  # rrsr::Algo, the extension's `algo` argument
+ALGO = {"auto": 0, "simt": 1, "tensor_core": 2, "fp32_diagonal": 3, "tensor_core_wide": 4}  # rrsr::Algo, the extension's `algo` argument
 
 
 def _mdcn_inputs(n, c, h, w, c_out, kh, kw, strides, pads, dilations, group, offset_group, off_scale,
@@ -290,10 +290,11 @@ PM_CASES = {
 # Near-tie thresholds (float64 score gap between our index and PyTorch's): the SIMT kernel and the FP32 diagonal
 # path compute in FP32 like the reference; the tensor-core kernel rounds the normalised features to FP16 (scores
 # move by ~1e-3).
-PM_NEAR_TIE = {"simt": 1e-5, "tensor_core": 2e-3, "fp32_diagonal": 1e-5}
+PM_NEAR_TIE = {"simt": 1e-5, "tensor_core": 2e-3, "fp32_diagonal": 1e-5, "tensor_core_wide": 2e-3}
+PM_ALGOS = ["simt", "tensor_core", "fp32_diagonal", "tensor_core_wide"]
 
 
-@pytest.mark.parametrize("algo", ["simt", "tensor_core", "fp32_diagonal"])
+@pytest.mark.parametrize("algo", PM_ALGOS)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
 @pytest.mark.parametrize("name", list(PM_CASES))
 def test_patch_match_matches_reference(ext, name, dtype, algo):
@@ -319,7 +320,7 @@ def test_patch_match_matches_reference(ext, name, dtype, algo):
     assert s_err <= 1e-5 and s64_err <= 1e-5
 
 
-@pytest.mark.parametrize("algo", ["simt", "tensor_core", "fp32_diagonal"])
+@pytest.mark.parametrize("algo", PM_ALGOS)
 def test_patch_match_exact_ties_lowest_index(ext, algo):
     # a 4-periodic reference: every input patch appears several times in it exactly; the first (lowest r) wins
     g = torch.Generator().manual_seed(2)
@@ -333,6 +334,23 @@ def test_patch_match_exact_ties_lowest_index(ext, algo):
     print(f"exact ties ({algo}): ours {(idx != expected).sum().item()}, reference {(idx_ref != expected).sum().item()} "
           "mismatches vs the lowest index")
     assert torch.equal(idx, expected)
+
+
+@pytest.mark.parametrize("name", ["ccn_256", "wide_ref", "unequal_maps"])
+def test_patch_match_wide_tiles_equal_v2(ext, name):
+    """v3 (64 x 128 tiles, mma.sync fragments) forms every sum as v2 (64 x 64 wmma tiles) does: both are the same
+    16-channel tensor-core steps in the same order, so indices and scores are identical (the CPU replay checks the
+    same; this is the hardware's say), also at RRSR's size with several 128-pixel reference tiles."""
+    cases = dict(PM_CASES, rrsr_1080p_strip=(1, 256, 20, 480, 24, 480, 3))
+    for case in (name, "rrsr_1080p_strip") if name == "ccn_256" else (name,):
+        n, c, h, w, hr, wr, k = cases[case]
+        g = torch.Generator().manual_seed(3)
+        fi = torch.randn(n, c, h, w, generator=g).to(DEV, torch.float16)
+        fr = torch.randn(n, c, hr, wr, generator=g).to(DEV, torch.float16)
+        i2, s2 = ext.patch_match_forward(fi, fr, k, algo=ALGO["tensor_core"])
+        i3, s3 = ext.patch_match_forward(fi, fr, k, algo=ALGO["tensor_core_wide"])
+        assert torch.equal(i2, i3), f"{case}: {(i2 != i3).sum().item()} indices differ"
+        assert torch.equal(s2, s3)
 
 
 def test_errors_name_the_problem(ext):

@@ -8,8 +8,9 @@
 //        pm_tc_host_check n c h w hr wr k      (prints the workspace sizes: SIMT, tensor core, cuda_workspace_bytes)
 //   in.bin / ref.bin: float32 NCHW (fp16 = 1: rounded to FP16 and run as __half inputs); out.bin: int32 index then
 //   float32 score, each [n][h - k + 1][w - k + 1]. splits overrides the kernel's z-split count (0 / absent: its own);
-//   variant 1 / 2 picks tc_match_kernel / tc2_match_kernel (absent: 2 when the padded channels are <= 256, as the
-//   launcher does on a device with enough shared memory); 3 the FP32 diagonal path (Algo::kSimtDiagonal).
+//   variant 1 / 2 picks tc_match_kernel / tc_wide_match_kernel<64> (absent: 2 when the padded channels are <= 256, as
+//   the launcher does on a device with enough shared memory); 3 the FP32 diagonal path (Algo::kSimtDiagonal); 4
+//   tc_wide_match_kernel<128> (v3, Algo::kTensorCoreWide).
 #include "plugins/kernels/patch_match/patch_match.cu"
 
 #include <cstdio>
@@ -21,38 +22,74 @@
 using namespace rrsr::patch_match;
 using rrsr::cuda::MmaAcc;
 
-// tc2_match_kernel (v2) for one block: the same loop as the kernel, each phase over all threads / warps in turn.
-// The threads' register rows (Tc2Rows) are an array here; cp.async copies land at once (async_copy.cuh).
-static void replay_tc2_block(const TcDims& d, const TcBlock& blk, const __half* fin_b, const __half* fref_b,
-                             const float* den_b, Tc2Smem& sm, float* pscore, int* pidx) {
+// The warp's 32 x 32 block of v3's G on the CPU: each 16-channel step, every lane's fragments (the device code's
+// tc3_load_frags), then mma_m16n8k16_warp per tile -- the PTX fragment layout reassembled, so the bookkeeping of the
+// lanes' loads and of tc3_store_g is checked too.
+static void replay_tc3_mma(const TcWideStage<kTc3Ref>& st, int cp, int warp, Tc3Acc (&acc)[32]) {
+  for (auto& a : acc) tc3_zero(a);
+  static Tc3Frags f[32];
+  for (int kk = 0; kk < cp; kk += 16) {
+    for (int lane = 0; lane < 32; ++lane) tc3_load_frags(st, warp, lane, kk, f[lane]);
+    for (int mi = 0; mi < kTc3M; ++mi)
+      for (int ni = 0; ni < kTc3N; ++ni) {
+        float c[32][4];
+        uint32_t a[32][4], b[32][2];
+        for (int l = 0; l < 32; ++l) {
+          for (int i = 0; i < 4; ++i) c[l][i] = acc[l].c[mi][ni][i], a[l][i] = f[l].a[mi][i];
+          for (int i = 0; i < 2; ++i) b[l][i] = f[l].b[ni][i];
+        }
+        rrsr::cuda::mma_m16n8k16_warp(c, a, b);
+        for (int l = 0; l < 32; ++l)
+          for (int i = 0; i < 4; ++i) acc[l].c[mi][ni][i] = c[l][i];
+      }
+  }
+}
+
+// tc_wide_match_kernel<kRef> (v2: kRef 64, v3: 128) for one block: the same loop as the kernel, each phase over all
+// threads / warps in turn. The threads' register rows are an array here; cp.async copies land at once
+// (async_copy.cuh).
+template <int kRef>
+static void replay_wide_block(const TcDims& d, const TcBlock& blk, const __half* fin_b, const __half* fref_b,
+                              const float* den_b, TcWideSmem<kRef>& sm, float* pscore, int* pidx) {
   constexpr int kWarps = kTcThreads / 32;
+  using Rows = TcWideRows<TcWide<kRef>::kCells>;
   static MmaAcc acc[kWarps][2];
-  static Tc2Rows rows[kTcThreads];
+  static Tc3Acc acc3[kWarps][32];
+  static Rows rows[kTcThreads];
   for (auto& r : rows)  // garbage in rows that are never finished must not matter
     for (auto& dy : r.s)
       for (float& v : dy) v = 1e30f;
   for (int tid = 0; tid < kTcThreads; ++tid) tc_init_best(sm, tid);
+  const int trw = tc_wide_tw<kRef>(d);
   Tc2Item cur;
   bool have = tc2_first_of(d, blk, blk.d_lo, &cur);
   if (have)
-    for (int tid = 0; tid < kTcThreads; ++tid) tc2_issue(d, fin_b, fref_b, blk, cur, tid, sm.stage[0]);
+    for (int tid = 0; tid < kTcThreads; ++tid) tc_wide_issue<kRef>(d, fin_b, fref_b, blk, cur, tid, sm.stage[0]);
   int buf = 0;
   while (have) {
     const int i = blk.y0 + cur.u, j = i - cur.delta;
     if (i < 0 || i >= d.h || j < 0 || j >= d.hr) std::abort();  // every item stays inside both maps
     Tc2Item nxt = cur;
-    const bool more = tc2_next(d, blk, &nxt);
+    const bool more = tc_wide_next<kRef>(d, blk, &nxt);
     if (more)
-      for (int tid = 0; tid < kTcThreads; ++tid) tc2_issue(d, fin_b, fref_b, blk, nxt, tid, sm.stage[buf ^ 1]);
-    for (int w = 0; w < kWarps; ++w) tc2_mma(sm.stage[buf], d.cp, w, acc[w]);
-    for (int w = 0; w < kWarps; ++w) tc2_store_g(acc[w], w, tc2_g(sm, buf));
-    for (int tid = 0; tid < kTcThreads; ++tid) tc2_diag_add(tc2_g(sm, buf), d.k, d.tw, tid, rows[tid]);
+      for (int tid = 0; tid < kTcThreads; ++tid)
+        tc_wide_issue<kRef>(d, fin_b, fref_b, blk, nxt, tid, sm.stage[buf ^ 1]);
+    if constexpr (kRef == 64) {
+      for (int w = 0; w < kWarps; ++w) tc2_mma(sm.stage[buf], d.cp, w, acc[w]);
+      for (int w = 0; w < kWarps; ++w) tc2_store_g(acc[w], w, tc_wide_g(sm, buf));
+    } else {
+      for (int w = 0; w < kWarps; ++w) replay_tc3_mma(sm.stage[buf], d.cp, w, acc3[w]);
+      for (int w = 0; w < kWarps; ++w)
+        for (int lane = 0; lane < 32; ++lane) tc3_store_g(acc3[w][lane], w, lane, tc_wide_g(sm, buf));
+    }
+    for (int tid = 0; tid < kTcThreads; ++tid) tc_wide_diag_add<kRef>(tc_wide_g(sm, buf), d.k, d.tw, trw, tid, rows[tid]);
     const int t = cur.u - (d.k - 1);
     if (t >= cur.t_lo) {
-      for (int tid = 0; tid < kTcThreads; ++tid) tc2_scan(d, blk, den_b, cur.delta, cur.r0, t, tid, rows[tid], sm);
+      for (int tid = 0; tid < kTcThreads; ++tid)
+        tc_wide_scan<kRef>(d, blk, den_b, cur.delta, cur.r0, t, tid, rows[tid], sm);
       for (int tid = 0; tid < kTcThreads; ++tid) tc_update_best(d, blk, t, tid, sm);
     }
-    for (int tid = 0; tid < kTcThreads; ++tid) tc2_shift(d.k, rows[tid]);
+    for (int tid = 0; tid < kTcThreads; ++tid) tc_wide_shift(d.k, rows[tid]);
     cur = nxt;
     have = more;
     buf ^= 1;
@@ -88,8 +125,9 @@ static void replay_diag_block(const TcDims& d, const TcBlock& blk, const TcImage
   for (int tid = 0; tid < kTcThreads; ++tid) tc_store_partial(d, blk, sm, tid, pscore, pidx);
 }
 
-// variant: 1 = tc_match_kernel, 2 = tc2_match_kernel (what launch_diag runs when cp <= 256 and it fits the device),
-// 3 = the FP32 path (Algo::kSimtDiagonal: FP32 NHWC operands, diag_match_kernel<DfOps>).
+// variant: 1 = tc_match_kernel, 2 = tc_wide_match_kernel<64> (v2: what launch_diag runs when cp <= 256 and it fits
+// the device), 3 = the FP32 path (Algo::kSimtDiagonal: FP32 NHWC operands, diag_match_kernel<DfOps>), 4 =
+// tc_wide_match_kernel<128> (v3, Algo::kTensorCoreWide).
 template <typename T>
 static void replay_tc(const Shape& s, int splits, int variant, const std::vector<T>& x, const std::vector<T>& y,
                       std::vector<int32_t>& index, std::vector<float>& score) {
@@ -117,6 +155,7 @@ static void replay_tc(const Shape& s, int splits, int variant, const std::vector
   // 3. the match kernel, block by block
   const dim3 grid = tc_grid(d);
   std::unique_ptr<Tc2Smem> sm2(variant == 2 ? new Tc2Smem : nullptr);
+  std::unique_ptr<Tc3Smem> sm4(variant == 4 ? new Tc3Smem : nullptr);
   std::unique_ptr<TcSmem> sm1(variant == 1 ? new TcSmem : nullptr);
   std::unique_ptr<DfSmem> sm3(variant == 3 ? new DfSmem : nullptr);
   for (int bz = 0; bz < static_cast<int>(grid.z); ++bz)
@@ -130,7 +169,9 @@ static void replay_tc(const Shape& s, int splits, int variant, const std::vector
         }
         const TcImage img = tc_image(d, blk.b, fin.data(), fref.data(), den.data());
         if (variant == 2)
-          replay_tc2_block(d, blk, img.fin, img.fref, img.den, *sm2, pscore.data(), pidx.data());
+          replay_wide_block<64>(d, blk, img.fin, img.fref, img.den, *sm2, pscore.data(), pidx.data());
+        else if (variant == 4)
+          replay_wide_block<kTc3Ref>(d, blk, img.fin, img.fref, img.den, *sm4, pscore.data(), pidx.data());
         else
           replay_diag_block<TcOps>(d, blk, img, *sm1, pscore.data(), pidx.data());
       }
@@ -159,8 +200,8 @@ int main(int argc, char** argv) {
   const int splits = argc >= 13 ? std::atoi(argv[12]) : 0;
   const Shape s{v[0], v[1], v[2], v[3], v[4], v[5], v[6]};
   const int variant = argc == 14 ? std::atoi(argv[13]) : (tc_channels_padded(s.c) <= kTc2MaxCp ? 2 : 1);
-  if (variant == 2 && tc_channels_padded(s.c) > kTc2MaxCp) return 5;
-  if (variant < 1 || variant > 3) return 2;
+  if ((variant == 2 || variant == 4) && tc_channels_padded(s.c) > kTc2MaxCp) return 5;
+  if (variant < 1 || variant > 4) return 2;
   if (check_shape(s) != rrsr::kOk || !(variant == 3 ? df_supported(s) : tc_supported(s))) return 4;
   std::vector<float> x(s.n * s.c * s.h * s.w), y(s.n * s.c * s.hr * s.wr);
   FILE* f = std::fopen(argv[9], "rb");

@@ -124,19 +124,37 @@ def test_fp32_diagonal_path_matches_reference(tc_host, rng, name, k, sin, sref):
     check_tc(run_tc(tc_host, f_in, f_ref, k, variant=3), f_in, f_ref, k, f"fp32 diagonal {name}", tie=FP32_TIE)
 
 
-@pytest.mark.parametrize("name, k, sin, sref", [c for c in CASES if c[0] in (
-    "unequal_nonsquare_k3", "wide_and_tall_k3", "k2_c20", "k1_wider_than_a_tile", "k3_c256")], ids=lambda v: str(v))
+WIDE_CASES = [c for c in CASES if c[0] != "k3_c300_v1_kernel"] + [
+    ("k3_more_than_one_wide_tile", 3, (1, 16, 6, 40), (1, 16, 5, 300)),  # 128-pixel reference tiles: 3, a tail one
+    ("k1_wide_tile_edge", 1, (1, 8, 4, 20), (1, 8, 3, 129)),
+]
+
+
+@pytest.mark.parametrize("name, k, sin, sref", WIDE_CASES, ids=[c[0] for c in WIDE_CASES])
+def test_tc_wide_kernel_matches_reference(tc_host, rng, name, k, sin, sref):
+    """v3 (variant 4, Algo::kTensorCoreWide): 64 x 128 correlation tiles from mma.sync fragments."""
+    f_in = rng.standard_normal(sin).astype(np.float32)
+    f_ref = rng.standard_normal(sref).astype(np.float32)
+    check_tc(run_tc(tc_host, f_in, f_ref, k, variant=4), f_in, f_ref, k, f"v3 {name}")
+
+
+@pytest.mark.parametrize("name, k, sin, sref", [c for c in WIDE_CASES if c[0] in (
+    "unequal_nonsquare_k3", "wide_and_tall_k3", "k2_c20", "k1_wider_than_a_tile", "k3_c256",
+    "k3_more_than_one_wide_tile")], ids=lambda v: str(v))
 def test_tc_kernel_versions_agree_exactly(tc_host, rng, name, k, sin, sref):
-    """tc2_match_kernel (pipelined, register rows) forms the same sums in the same order as tc_match_kernel."""
+    """tc_wide_match_kernel<64> (v2: pipelined, register rows) and <128> (v3: mma.sync fragments, twice as wide
+    reference tiles) form the same sums in the same order as tc_match_kernel (v1): a G cell is the FP32 sum of the
+    16-channel products in ascending order in each, and the best is a total order, whatever the tiles' widths."""
     f_in = rng.standard_normal(sin).astype(np.float32)
     f_ref = rng.standard_normal(sref).astype(np.float32)
     i1, s1 = run_tc(tc_host, f_in, f_ref, k, variant=1)
-    i2, s2 = run_tc(tc_host, f_in, f_ref, k, variant=2)
-    np.testing.assert_array_equal(i1, i2)
-    np.testing.assert_array_equal(s1, s2)
+    for v in (2, 4):
+        iv, sv = run_tc(tc_host, f_in, f_ref, k, variant=v)
+        np.testing.assert_array_equal(i1, iv)
+        np.testing.assert_array_equal(s1, sv)
 
 
-@pytest.mark.parametrize("variant", [None, 3])
+@pytest.mark.parametrize("variant", [None, 3, 4])
 @pytest.mark.parametrize("splits", [1, 3, 40])
 def test_tc_path_split_counts(tc_host, rng, splits, variant):
     """The z-split of the diagonals (and the merge) does not change the result: empty splits included."""
@@ -156,13 +174,14 @@ def test_tc_path_fp16_inputs(tc_host, rng, k):
     check_tc(run_tc(tc_host, f_in, f_ref, k, fp16=True), f_in, f_ref, k, f"fp16 k={k}")
 
 
-@pytest.mark.parametrize("variant", [None, 3])
+@pytest.mark.parametrize("variant", [None, 3, 4])
 @pytest.mark.parametrize("splits", [0, 1])
-@pytest.mark.parametrize("k, reps_x", [(3, 3), (2, 3), (1, 3), (3, 19), (1, 19)])
+@pytest.mark.parametrize("k, reps_x", [(3, 3), (2, 3), (1, 3), (3, 19), (1, 19), (3, 35)])
 def test_tc_path_exact_ties_pick_the_lowest_index(tc_host, rng, k, reps_x, splits, variant):
     """Periodic reference (every patch recurs): equal patches get bit-equal scores, the lowest index must win --
     within a row scan, across diagonals (splits=1: one block walks all of them), across reference column tiles
-    (reps_x = 19: 76 columns, two tiles) and across the z-splits' merge (splits=0: the kernel's own many splits)."""
+    (reps_x = 19: 76 columns, two 64-pixel tiles; 35: 140 columns, two of v3's 128-pixel tiles) and across the
+    z-splits' merge (splits=0: the kernel's own many splits)."""
     block = rng.standard_normal((1, 8, 4, 4)).astype(np.float32)
     f_ref = np.tile(block, (1, 1, 3, reps_x))  # 12 x 4 reps_x, period 4
     f_in = np.ascontiguousarray(f_ref[:, :, 5:11, 3:10])

@@ -23,9 +23,10 @@ inline const char* dtype_name(DType t) {
 // Which CUDA kernel a launcher runs. kAuto is each op's documented default (launch.h); kSimt is the FP32-FMA
 // kernel (exact FP32 arithmetic for every type); kTensorCore takes FP16 operands into tensor cores with FP32
 // accumulation; kSimtDiagonal (PatchMatch only) is FP32 FMA arithmetic over per-pixel correlation tiles summed
-// along patch diagonals. A launcher returns kErrUnsupportedDType for an algorithm it lacks for the given
-// types/sizes (kErrInvalidArgument for one it does not know).
-enum class Algo : int { kAuto = 0, kSimt = 1, kTensorCore = 2, kSimtDiagonal = 3 };
+// along patch diagonals; kTensorCoreWide (PatchMatch only) is kTensorCore with 64 x 128 correlation tiles (mma.sync).
+// A launcher returns kErrUnsupportedDType for an algorithm it lacks for the given types/sizes (kErrInvalidArgument
+// for one it does not know).
+enum class Algo : int { kAuto = 0, kSimt = 1, kTensorCore = 2, kSimtDiagonal = 3, kTensorCoreWide = 4 };
 
 // Launcher return codes. 0 is success; negative values are argument errors found before any work; positive
 // values are CUDA runtime error codes (cudaError_t) from a CUDA launcher.

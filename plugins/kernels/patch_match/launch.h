@@ -68,8 +68,12 @@ size_t cuda_workspace_bytes(const Shape& s, DType t, Algo algo);
 //                      multiply-adds than kSimt at k = 3; another summation order, so only float-rounding ties
 //                      (score gaps ~1e-6) may pick another index; the score is recomputed as kSimt computes it. Any
 //                      t; k <= 3 only.
-//   Algo::kAuto        kTensorCore when t == kFloat16 and k <= 3 (and the sizes are supported), else kSimt: FP32
-//                      inputs keep the exact path (kSimtDiagonal once it has passed the GPU tests).
+//   Algo::kTensorCoreWide kTensorCore with 64 x 128 correlation tiles (v3, tc_wide.cuh: mma.sync fragments, half
+//                      the items of v2's 64 x 64); the same sums in the same order, so the same indices and scores.
+//                      Needs ~208 KB of shared memory per block: where the device has less (Orin), v2 runs.
+//   Algo::kAuto        kTensorCore when t == kFloat16 and k <= 3 (and the sizes are supported; kTensorCoreWide once
+//                      it has passed the GPU tests and the benchmark), else kSimtDiagonal (FP32 inputs: near-exact),
+//                      or kSimt where the diagonal path does not apply.
 int forward_cuda(const Shape& s, DType t, const void* f_in, const void* f_ref, int32_t* index, float* score,
                  void* workspace, size_t workspace_bytes, void* stream, Algo algo = Algo::kAuto);
 
