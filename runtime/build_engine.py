@@ -240,8 +240,12 @@ def run_worker(request: dict, *, title: str, env_extra: dict, abort_hint: str = 
     if result is not None and not result.get("ok"):
         raise click.ClickException(result.get("error") or f"the {title} build failed (exit {rc})")
     if result is None or rc != 0:
-        how = (f"was killed by {signal.Signals(-rc).name}" if rc < 0 and -rc in signal.Signals._value2member_map_
-               else f"exited with status {rc}")
+        how = f"exited with status {rc}"
+        if rc < 0:
+            try:
+                how = f"was killed by {signal.Signals(-rc).name}"
+            except ValueError:
+                how = f"was killed by signal {-rc}"
         last = "\n  ".join(tail) or "(no output)"
         raise click.ClickException(f"the {title} build process {how} while {stage}, without a result (native code ended "
                                    f"it; this command survived){abort_hint}. Its last output:\n  {last}")
