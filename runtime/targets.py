@@ -111,15 +111,11 @@ def gpus_of(ccs) -> str:
     return "compute capability " + " or ".join(f"{c} ({GPU_FAMILIES.get(c, 'unknown')})" for c in ccs)
 
 
-def rtx_enum(trt, cc: str):
-    """tensorrt_rtx.ComputeCapability member of "8.9" (SM89)."""
-    return getattr(trt.ComputeCapability, "SM" + cc.replace(".", ""))
-
-
 def current_sm() -> Optional[tuple[str, str]]:
     """(GPU name, "X.Y") of the first visible CUDA GPU, or None without one."""
-    import torch
-    if not torch.cuda.is_available():
+    from .backends.trt_backend import gpu_info
+    try:
+        g = gpu_info()
+    except BackendUnavailable:
         return None
-    major, minor = torch.cuda.get_device_capability(0)
-    return torch.cuda.get_device_name(0), f"{major}.{minor}"
+    return g["gpu_name"], g["gpu_sm"]
