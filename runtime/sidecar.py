@@ -27,11 +27,12 @@ def sidecar_path(engine) -> Path:
 
 def make_sidecar(*, tensorrt_version: str, gpu_name: str, gpu_sm: str, precision: str, profiles: list[dict],
                  engine_sha256: str, onnx_path=None, onnx_sha256: Optional[str] = None, plugin_library=None,
-                 plugin_sha256: Optional[str] = None, extra: Optional[dict] = None) -> dict:
+                 plugin_sha256: Optional[str] = None, target: str = "trt", extra: Optional[dict] = None) -> dict:
     """``profiles``: [{"min": [h, w], "opt": [h, w], "max": [h, w]}] as LR sizes. ``plugin_sha256`` None means
-    the engine needs no plugin library."""
+    the engine needs no plugin library. ``target`` "rtx": ``tensorrt_version`` is TensorRT-RTX's, ``gpu_name`` /
+    ``gpu_sm`` describe the GPUs of the engine's ``compute_capabilities`` (in ``extra``)."""
     d = {"format": FORMAT, "format_version": VERSION,
-         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), "target": target,
          "tensorrt_version": tensorrt_version, "gpu_name": gpu_name, "gpu_sm": gpu_sm, "precision": precision,
          "profiles": profiles, "engine_sha256": engine_sha256,
          "onnx": str(onnx_path) if onnx_path else None, "onnx_sha256": onnx_sha256,
@@ -80,9 +81,10 @@ def check_engine_file(engine, data: dict) -> None:
 
 def check_plugin_library(data: dict, library) -> None:
     """The plugin library is the exact build the engine was made with (plugins are serialized by name only, so
-    another build could silently compute something else)."""
+    another build could silently compute something else). An engine that carries its plugin library
+    (``plugins_serialized``) needs none."""
     want = data.get("plugin_sha256")
-    if want is None:
+    if want is None or data.get("plugins_serialized"):
         return
     if library is None or not Path(library).is_file():
         raise SidecarError(f"the engine needs the TensorRT plugin library it was built with "
@@ -95,11 +97,26 @@ def check_plugin_library(data: dict, library) -> None:
                            f"that library")
 
 
+def target_of(data: dict) -> str:
+    """The engine's target: "trt" (TensorRT) or "rtx" (TensorRT-RTX); sidecars from before the RTX target are trt."""
+    return data.get("target", "trt")
+
+
 def environment_mismatches(data: dict, *, tensorrt_version: str, gpu_name: str, gpu_sm: str) -> list[str]:
-    """Reasons the engine cannot run with this TensorRT and GPU (empty when it can)."""
+    """Reasons the engine cannot run with this TensorRT (or TensorRT-RTX) and GPU (empty when it can). A TensorRT
+    engine runs on the GPU model it was built on; a TensorRT-RTX engine on any GPU of one of the compute
+    capabilities it was built for (``compute_capabilities``; it JIT-compiles its kernels there)."""
     out = []
+    rtx = target_of(data) == "rtx"
+    lib = "TensorRT-RTX" if rtx else "TensorRT"
     if data["tensorrt_version"] != tensorrt_version:
-        out.append(f"built with TensorRT {data['tensorrt_version']}, this is TensorRT {tensorrt_version}")
+        out.append(f"built with {lib} {data['tensorrt_version']}, this is {lib} {tensorrt_version}")
+    if rtx:
+        ccs = data.get("compute_capabilities") or []
+        if gpu_sm not in ccs:
+            out.append(f"built for GPUs of compute capability {', '.join(ccs) or 'none'} ({data['gpu_name']}), "
+                       f"this GPU is {gpu_name} (SM {gpu_sm}), not among them")
+        return out
     if data["gpu_sm"] != gpu_sm:
         out.append(f"built for SM {data['gpu_sm']} ({data['gpu_name']}), this GPU is SM {gpu_sm} ({gpu_name})")
     elif data["gpu_name"] != gpu_name:

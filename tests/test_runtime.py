@@ -310,17 +310,20 @@ def test_build_engine_errors(files, tmp_path):
     r = _invoke(build_main, ["--onnx", files["onnx"], "--out", out, "--fp16"])
     assert r.exit_code != 0 and "FP32 graph and it records no checkpoint" in r.output
     assert "--precision fp16" in r.output
+    small = ["--min-lr", "8x8", "--opt-lr", "12x12", "--max-lr", "16x16"]     # inside the graph's range 8..32
     if files["custom"]:
-        r = _invoke(build_main, ["--onnx", files["onnx"], "--out", out, "--plugins", tmp_path / "no_plugins.so"])
+        r = _invoke(build_main, ["--onnx", files["onnx"], "--out", out, "--plugins", tmp_path / "no_plugins.so"] + small)
         assert r.exit_code != 0 and "no_plugins.so does not exist" in r.output and "RrsrModulatedDeformConv" in r.output
     lib = tmp_path / "plugins.so"
     lib.write_bytes(b"x")
     r = _invoke(build_main, ["--onnx", files["onnx"], "--out", out, "--plugins", lib, "--min-lr", "128x128"])
     assert r.exit_code != 0 and "min <= opt <= max" in r.output
+    r = _invoke(build_main, ["--onnx", files["onnx"], "--out", out, "--plugins", lib, "--max-lr", "64x64"])
+    assert r.exit_code != 0 and "outside the graph's dynamic range 8..32" in r.output
     r = _invoke(build_main, ["--onnx", files["onnx"], "--out", out, "--mdcn-tactics", "fastest"])
     assert r.exit_code != 0 and "--mdcn-tactics" in r.output and "verified" in r.output
     if TRT_REASON is not None:
-        r = _invoke(build_main, ["--onnx", files["onnx"], "--out", out, "--plugins", lib])
+        r = _invoke(build_main, ["--onnx", files["onnx"], "--out", out, "--plugins", lib, "--target", "trt"] + small)
         assert r.exit_code != 0 and TRT_REASON.split(";")[0] in r.output
     assert not out.exists()
 

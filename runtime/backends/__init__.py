@@ -74,7 +74,7 @@ def load_runner(backend: str, files: ModelFiles, device: str = "auto") -> Choice
         src = {"trt": files.engine, "ort": files.onnx, "torch": files.ckpt}[kind]
         if src is None:
             continue
-        why = _unavailable(cand)
+        why = _unavailable(cand, files)
         if why:
             skipped.append(f"{cand}: {why}")
             continue
@@ -90,11 +90,16 @@ def load_runner(backend: str, files: ModelFiles, device: str = "auto") -> Choice
     raise BackendUnavailable("no backend can run the given model here:\n  " + "\n  ".join(skipped))
 
 
-def _unavailable(cand: str) -> Optional[str]:
+def _unavailable(cand: str, files: ModelFiles) -> Optional[str]:
     """Why a candidate's runtime is absent here (None when present), without loading anything."""
     if cand == "trt":
+        from .. import sidecar as sc
         from .trt_backend import tensorrt_available
-        return tensorrt_available()
+        try:             # TensorRT or TensorRT-RTX: the engine's sidecar says (a bad sidecar fails in load())
+            target = sc.target_of(sc.read_sidecar(files.engine))
+        except sc.SidecarError:
+            target = "trt"
+        return tensorrt_available(target)
     if cand == "ort-cuda":
         from .ort_backend import CUDA_EP, available_providers
         have = available_providers()

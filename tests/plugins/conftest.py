@@ -41,6 +41,27 @@ def nvcc(nvcc_path) -> str:
     return nvcc_path
 
 
+@pytest.fixture(scope="session")
+def trt_plugin_build(nvcc_path) -> Path:
+    """The TensorRT plugin libraries, built once per session by scripts/build_tensorrt_plugins.sh against the headers
+    in $RRSR_TENSORRT_ROOT into build/plugins-trt (RRSR_TRT_BUILD_DIR overrides); without nvcc/cmake a prebuilt
+    folder is used, else a skip. Callers skip first when RRSR_TENSORRT_ROOT is unset."""
+    import os
+    import subprocess
+
+    out = Path(os.environ.get("RRSR_TRT_BUILD_DIR", REPO / "build" / "plugins-trt"))
+    if nvcc_path is not None and shutil.which("cmake") is not None:
+        env = dict(os.environ, RRSR_TRT_BUILD_DIR=str(out), PYTHON=sys.executable)
+        r = subprocess.run(["bash", str(REPO / "scripts" / "build_tensorrt_plugins.sh"), os.environ["RRSR_TENSORRT_ROOT"]],
+                           capture_output=True, text=True, env=env, timeout=1800)
+        assert r.returncode == 0, f"build failed:\n{r.stdout}\n{r.stderr[-6000:]}"
+        printed = [Path(p) for p in r.stdout.split()]
+        assert printed == [out / "librrsr_trt_plugins.so", out / "librrsr_trt_plugins_dynamic.so"], r.stdout
+    elif not (out / "librrsr_trt_plugins_dynamic.so").is_file():
+        pytest.skip(f"nvcc/cmake not found and no prebuilt libraries in {out}")
+    return out
+
+
 def _load_spec(path: Path) -> dict:
     return json.loads(path.read_text())
 

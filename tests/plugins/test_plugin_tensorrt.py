@@ -51,18 +51,8 @@ def _field_attrs(op: str) -> list:
 
 
 @pytest.fixture(scope="module")
-def build_dir(nvcc_path) -> Path:
-    out = Path(os.environ.get("RRSR_TRT_BUILD_DIR", REPO / "build" / "plugins-trt"))
-    if nvcc_path is not None and shutil.which("cmake") is not None:
-        env = dict(os.environ, RRSR_TRT_BUILD_DIR=str(out), PYTHON=sys.executable)
-        r = subprocess.run(["bash", str(REPO / "scripts" / "build_tensorrt_plugins.sh"), TRT_ROOT],
-                           capture_output=True, text=True, env=env, timeout=1800)
-        assert r.returncode == 0, f"build failed:\n{r.stdout}\n{r.stderr[-6000:]}"
-        printed = [Path(p) for p in r.stdout.split()]
-        assert printed == [out / STATIC_LIB, out / DYNAMIC_LIB], r.stdout
-    elif not (out / DYNAMIC_LIB).is_file():
-        pytest.skip(f"nvcc/cmake not found and no prebuilt libraries in {out}")
-    return out
+def build_dir(trt_plugin_build) -> Path:
+    return trt_plugin_build
 
 
 def test_both_libraries_built(build_dir):

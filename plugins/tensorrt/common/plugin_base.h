@@ -56,6 +56,7 @@ class PluginBase : public nvinfer1::IPluginV3,
   int32_t getNbOutputs() const noexcept override { return 1; }
   int32_t getOutputDataTypes(nvinfer1::DataType* outputTypes, int32_t nbOutputs, nvinfer1::DataType const* inputTypes,
                              int32_t nbInputs) const noexcept override {
+    trace("getOutputDataTypes");
     if (outputTypes == nullptr || inputTypes == nullptr || nbOutputs != 1 || nbInputs < 1) {
       report("getOutputDataTypes: expected 1 output and at least 1 input, got " + std::to_string(nbOutputs) +
              " and " + std::to_string(nbInputs));
@@ -71,6 +72,7 @@ class PluginBase : public nvinfer1::IPluginV3,
 
   // IPluginV3: clones carry the attributes and the attached error recorder.
   nvinfer1::IPluginV3* clone() noexcept override {
+    trace("clone");
     try {
       PluginBase* c = clone_impl();
       c->recorder_ = recorder_;
@@ -83,6 +85,7 @@ class PluginBase : public nvinfer1::IPluginV3,
 
   // IPluginV3OneRuntime (common parts)
   nvinfer1::IPluginV3* attachToContext(nvinfer1::IPluginResourceContext* context) noexcept override {
+    trace("attachToContext");
     try {
       PluginBase* c = clone_impl();
       c->recorder_ = context != nullptr ? context->getErrorRecorder() : recorder_;
@@ -93,6 +96,7 @@ class PluginBase : public nvinfer1::IPluginV3,
     }
   }
   nvinfer1::PluginFieldCollection const* getFieldsToSerialize() noexcept override {
+    trace("getFieldsToSerialize");
     try {
       return serialized_.build(op_.attrs, op_.num_attrs, values_);
     } catch (...) {
@@ -111,6 +115,10 @@ class PluginBase : public nvinfer1::IPluginV3,
       log_error(who(op_.op_type, layer_) + ": " + msg, recorder_, code);
     } catch (...) {
     }
+  }
+  // One trace line for a call of `method` when RRSR_TRT_TRACE is set (trt_common.h).
+  void trace(const char* method) const noexcept {
+    if (trace_enabled()) trace_call(op_.op_type, layer_, method);
   }
   // A copy of this plugin (same attributes); may throw.
   virtual PluginBase* clone_impl() const = 0;
@@ -171,9 +179,12 @@ class Creator : public nvinfer1::IPluginCreatorV3One {
   explicit Creator(const OpInfo& op) : op_(op), names_(op.attrs, op.num_attrs) {}
 
   nvinfer1::IPluginV3* createPlugin(nvinfer1::AsciiChar const* name, nvinfer1::PluginFieldCollection const* fc,
-                                    nvinfer1::TensorRTPhase /*phase*/) noexcept override {
+                                    nvinfer1::TensorRTPhase phase) noexcept override {
     try {
       const std::string layer = name == nullptr ? "" : name;
+      if (trace_enabled())
+        trace_call(op_.op_type, layer,
+                   phase == nvinfer1::TensorRTPhase::kBUILD ? "createPlugin(kBUILD)" : "createPlugin(kRUNTIME)");
       AttrValues values;
       const std::string err = parse_fields(op_.op_type, layer, op_.attrs, op_.num_attrs, fc, &values);
       if (!err.empty()) {

@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <cstdio>
+#include <cstdlib>
 #include <limits>
 #include <sstream>
 
@@ -49,6 +50,21 @@ void log(nvinfer1::ILogger::Severity severity, const std::string& msg, nvinfer1:
     } else if (severity <= nvinfer1::ILogger::Severity::kWARNING) {
       std::fprintf(stderr, "[rrsr_trt_plugins] %s: %s\n", severity_name(severity), msg.c_str());
     }
+  } catch (...) {
+  }
+}
+
+bool trace_enabled() noexcept {
+  static const bool on = [] {
+    const char* v = std::getenv("RRSR_TRT_TRACE");
+    return v != nullptr && *v != '\0' && std::string(v) != "0";
+  }();
+  return on;
+}
+
+void trace_call(const char* op_type, const std::string& layer, const char* method) noexcept {
+  try {
+    log(nvinfer1::ILogger::Severity::kINFO, "rrsr-trace: " + who(op_type, layer) + ": " + method);
   } catch (...) {
   }
 }

@@ -33,6 +33,13 @@ inline void log_error(const std::string& msg, nvinfer1::IErrorRecorder* recorder
   log(nvinfer1::ILogger::Severity::kERROR, msg, recorder, code);
 }
 
+// Method trace, for telling which plugin methods a TensorRT build or run called: with RRSR_TRT_TRACE set (to
+// anything but "" or "0", read once) every plugin API call logs one kINFO line
+// "rrsr-trace: <op> (layer '<name>'): <method>" (rrsr-build-engine --trace-plugins counts them). Off, a call costs
+// one test of a cached flag.
+bool trace_enabled() noexcept;
+void trace_call(const char* op_type, const std::string& layer, const char* method) noexcept;
+
 // "RrsrModulatedDeformConv (layer 'mdcn_0')" or just the op type when the layer has no name.
 std::string who(const char* op_type, const std::string& layer);
 

@@ -164,6 +164,7 @@ std::string MdcnPlugin::check_shapes(const Dims* in, int32_t nb_inputs, Dims* ou
 
 int32_t MdcnPlugin::configurePlugin(nvinfer1::DynamicPluginTensorDesc const* in, int32_t nbInputs,
                                     nvinfer1::DynamicPluginTensorDesc const* out, int32_t nbOutputs) noexcept {
+  trace("configurePlugin");
   return check_and_record("configurePlugin", in, nbInputs, out, nbOutputs, [&](const std::vector<Dims>& dims) {
     std::string err = check_shapes(dims.data(), nbInputs, nullptr);
     if (!err.empty()) return err;
@@ -204,6 +205,7 @@ MdcnPlugin::TacticPolicy MdcnPlugin::tactic_policy() {
 }
 
 int32_t MdcnPlugin::getValidTactics(int32_t* tactics, int32_t nbTactics) noexcept {
+  trace("getValidTactics");
   if (tactics == nullptr || nbTactics != static_cast<int32_t>(tactics_.size())) {
     report("getValidTactics: asked for " + std::to_string(nbTactics) + " tactics, getNbTactics() is " +
            std::to_string(tactics_.size()));
@@ -214,6 +216,7 @@ int32_t MdcnPlugin::getValidTactics(int32_t* tactics, int32_t nbTactics) noexcep
 }
 
 int32_t MdcnPlugin::setTactic(int32_t tactic) noexcept {
+  trace("setTactic");
   switch (static_cast<mdcn::Variant>(tactic)) {  // every variant is valid at every shape (launch.h)
     case mdcn::Variant::kDefault:
     case mdcn::Variant::kThreeStage:
@@ -231,6 +234,7 @@ int32_t MdcnPlugin::getOutputShapes(nvinfer1::DimsExprs const* inputs, int32_t n
                                     nvinfer1::DimsExprs const* /*shapeInputs*/, int32_t /*nbShapeInputs*/,
                                     nvinfer1::DimsExprs* outputs, int32_t nbOutputs,
                                     nvinfer1::IExprBuilder& eb) noexcept {
+  trace("getOutputShapes");
   try {
     if (inputs == nullptr || outputs == nullptr || nbOutputs != 1 || nbInputs < 3 || nbInputs > 5 ||
         inputs[0].nbDims != 4 || inputs[1].nbDims != 4) {
@@ -269,6 +273,7 @@ int32_t MdcnPlugin::getOutputShapes(nvinfer1::DimsExprs const* inputs, int32_t n
 
 bool MdcnPlugin::supportsFormatCombination(int32_t pos, nvinfer1::DynamicPluginTensorDesc const* inOut,
                                            int32_t nbInputs, int32_t nbOutputs) noexcept {
+  trace("supportsFormatCombination");
   if (inOut == nullptr || nbOutputs != 1 || pos < 0 || pos >= nbInputs + nbOutputs) return false;
   Roles r;
   if (!roles(nbInputs, nbInputs > 3 ? inOut[3].desc.dims.nbDims : 0, &r)) return false;
@@ -286,6 +291,7 @@ bool MdcnPlugin::supportsFormatCombination(int32_t pos, nvinfer1::DynamicPluginT
 
 int32_t MdcnPlugin::onShapeChange(nvinfer1::PluginTensorDesc const* in, int32_t nbInputs,
                                   nvinfer1::PluginTensorDesc const* out, int32_t nbOutputs) noexcept {
+  trace("onShapeChange");
   return check_and_record("onShapeChange", in, nbInputs, out, nbOutputs, [&](const std::vector<Dims>& dims) {
     Dims y{};
     std::string err = check_shapes(dims.data(), nbInputs, &y);
@@ -327,6 +333,7 @@ mdcn::Shape MdcnPlugin::kernel_shape(const Dims& x, const Dims& w, const Dims& y
 size_t MdcnPlugin::getWorkspaceSize(nvinfer1::DynamicPluginTensorDesc const* inputs, int32_t nbInputs,
                                     nvinfer1::DynamicPluginTensorDesc const* outputs,
                                     int32_t nbOutputs) const noexcept {
+  trace("getWorkspaceSize");
   try {
     if (inputs == nullptr || outputs == nullptr || nbInputs < 3 || nbOutputs != 1) return 0;
     for (const int i : {0, 1}) {
@@ -352,6 +359,7 @@ size_t MdcnPlugin::getWorkspaceSize(nvinfer1::DynamicPluginTensorDesc const* inp
 int32_t MdcnPlugin::enqueue(nvinfer1::PluginTensorDesc const* inputDesc, nvinfer1::PluginTensorDesc const* outputDesc,
                             void const* const* inputs, void* const* outputs, void* workspace,
                             cudaStream_t stream) noexcept {
+  trace("enqueue");
   try {
     if (inputDesc == nullptr || outputDesc == nullptr || inputs == nullptr || outputs == nullptr) {
       report("enqueue: null descriptors or pointers");

@@ -35,10 +35,16 @@ class MdcnPlugin final : public PluginBase {
   // channels and types, so the builder times them on the target GPU and the engine keeps the fastest. Which are
   // offered: RRSR_TRT_MDCN_TACTICS = verified (default: those mdcn::variant_verified says passed the GPU tests),
   // all (the unverified ones too), none.
-  int32_t getNbTactics() noexcept override { return static_cast<int32_t>(tactics_.size()); }
+  int32_t getNbTactics() noexcept override {
+    trace("getNbTactics");
+    return static_cast<int32_t>(tactics_.size());
+  }
   int32_t getValidTactics(int32_t* tactics, int32_t nbTactics) noexcept override;
   // The attributes: layers that share them (and I/O shapes and formats, which TensorRT adds) share timings.
-  char const* getTimingCacheID() noexcept override { return timing_id_.c_str(); }
+  char const* getTimingCacheID() noexcept override {
+    trace("getTimingCacheID");
+    return timing_id_.c_str();
+  }
 
   // IPluginV3OneRuntime
   int32_t setTactic(int32_t tactic) noexcept override;

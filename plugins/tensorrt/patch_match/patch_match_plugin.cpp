@@ -53,6 +53,7 @@ int32_t PatchMatchPlugin::getNbOutputs() const noexcept { return sp::kNumOutputs
 
 int32_t PatchMatchPlugin::getOutputDataTypes(DataType* outputTypes, int32_t nbOutputs, DataType const* inputTypes,
                                              int32_t nbInputs) const noexcept {
+  trace("getOutputDataTypes");
   if (outputTypes == nullptr || inputTypes == nullptr || nbOutputs != sp::kNumOutputs || nbInputs != sp::kNumInputs) {
     report("getOutputDataTypes: expected " + std::to_string(sp::kNumInputs) + " inputs and " +
            std::to_string(sp::kNumOutputs) + " outputs, got " + std::to_string(nbInputs) + " and " +
@@ -101,6 +102,7 @@ std::string PatchMatchPlugin::check_shapes(const Dims* in, int32_t nb_inputs, pa
 
 int32_t PatchMatchPlugin::configurePlugin(nvinfer1::DynamicPluginTensorDesc const* in, int32_t nbInputs,
                                           nvinfer1::DynamicPluginTensorDesc const* out, int32_t nbOutputs) noexcept {
+  trace("configurePlugin");
   return check_and_record("configurePlugin", in, nbInputs, out, nbOutputs,
                           [&](const std::vector<Dims>& dims) { return check_shapes(dims.data(), nbInputs, nullptr); });
 }
@@ -109,6 +111,7 @@ int32_t PatchMatchPlugin::getOutputShapes(nvinfer1::DimsExprs const* inputs, int
                                           nvinfer1::DimsExprs const* /*shapeInputs*/, int32_t /*nbShapeInputs*/,
                                           nvinfer1::DimsExprs* outputs, int32_t nbOutputs,
                                           nvinfer1::IExprBuilder& exprBuilder) noexcept {
+  trace("getOutputShapes");
   if (inputs == nullptr || outputs == nullptr || nbOutputs != sp::kNumOutputs || nbInputs != sp::kNumInputs ||
       inputs[sp::kInputFIn].nbDims != 4) {
     report("getOutputShapes: expected F_in [N, C, H, W], F_ref [N, C, Hr, Wr] and two outputs");
@@ -137,6 +140,7 @@ int32_t PatchMatchPlugin::getOutputShapes(nvinfer1::DimsExprs const* inputs, int
 
 bool PatchMatchPlugin::supportsFormatCombination(int32_t pos, nvinfer1::DynamicPluginTensorDesc const* inOut,
                                                  int32_t nbInputs, int32_t nbOutputs) noexcept {
+  trace("supportsFormatCombination");
   if (inOut == nullptr || nbInputs != sp::kNumInputs || nbOutputs != sp::kNumOutputs || pos < 0 ||
       pos >= nbInputs + nbOutputs)
     return false;
@@ -154,6 +158,7 @@ bool PatchMatchPlugin::supportsFormatCombination(int32_t pos, nvinfer1::DynamicP
 size_t PatchMatchPlugin::getWorkspaceSize(nvinfer1::DynamicPluginTensorDesc const* inputs, int32_t nbInputs,
                                           nvinfer1::DynamicPluginTensorDesc const* /*outputs*/,
                                           int32_t /*nbOutputs*/) const noexcept {
+  trace("getWorkspaceSize");
   try {
     if (inputs == nullptr || nbInputs != sp::kNumInputs) return 0;
     const std::vector<Dims> dims = max_dims(inputs, nbInputs);
@@ -167,6 +172,7 @@ size_t PatchMatchPlugin::getWorkspaceSize(nvinfer1::DynamicPluginTensorDesc cons
 
 int32_t PatchMatchPlugin::onShapeChange(nvinfer1::PluginTensorDesc const* in, int32_t nbInputs,
                                         nvinfer1::PluginTensorDesc const* out, int32_t nbOutputs) noexcept {
+  trace("onShapeChange");
   return check_and_record("onShapeChange", in, nbInputs, out, nbOutputs, [&](const std::vector<Dims>& dims) {
     patch_match::Shape s{};
     std::string err = check_shapes(dims.data(), nbInputs, &s);
@@ -182,6 +188,7 @@ int32_t PatchMatchPlugin::onShapeChange(nvinfer1::PluginTensorDesc const* in, in
 int32_t PatchMatchPlugin::enqueue(nvinfer1::PluginTensorDesc const* inputDesc,
                                   nvinfer1::PluginTensorDesc const* outputDesc, void const* const* inputs,
                                   void* const* outputs, void* workspace, cudaStream_t stream) noexcept {
+  trace("enqueue");
   try {
     if (inputDesc == nullptr || outputDesc == nullptr || inputs == nullptr || outputs == nullptr) {
       report("enqueue: null descriptors or pointers");

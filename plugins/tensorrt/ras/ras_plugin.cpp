@@ -87,6 +87,7 @@ std::string RasPlugin::check_shapes(const Dims* in, int32_t nb_inputs, ras::Shap
 
 int32_t RasPlugin::configurePlugin(nvinfer1::DynamicPluginTensorDesc const* in, int32_t nbInputs,
                                    nvinfer1::DynamicPluginTensorDesc const* out, int32_t nbOutputs) noexcept {
+  trace("configurePlugin");
   return check_and_record("configurePlugin", in, nbInputs, out, nbOutputs, [&](const std::vector<Dims>& dims) {
     std::string err = check_shapes(dims.data(), nbInputs, nullptr);
     if (err.empty()) nb_inputs_ = nbInputs;
@@ -98,6 +99,7 @@ int32_t RasPlugin::getOutputShapes(nvinfer1::DimsExprs const* inputs, int32_t nb
                                    nvinfer1::DimsExprs const* /*shapeInputs*/, int32_t /*nbShapeInputs*/,
                                    nvinfer1::DimsExprs* outputs, int32_t nbOutputs,
                                    nvinfer1::IExprBuilder& /*exprBuilder*/) noexcept {
+  trace("getOutputShapes");
   if (inputs == nullptr || outputs == nullptr || nbOutputs != 1 || nbInputs < kRequiredInputs ||
       inputs[sp::kInputX].nbDims != 4 || inputs[sp::kInputW].nbDims != 5) {
     report("getOutputShapes: expected X [N, Cx, H, W], W [E, C_out, Cx + Cr, 3, 3], ... and one output");
@@ -114,6 +116,7 @@ int32_t RasPlugin::getOutputShapes(nvinfer1::DimsExprs const* inputs, int32_t nb
 
 bool RasPlugin::supportsFormatCombination(int32_t pos, nvinfer1::DynamicPluginTensorDesc const* inOut,
                                           int32_t nbInputs, int32_t nbOutputs) noexcept {
+  trace("supportsFormatCombination");
   if (inOut == nullptr || nbOutputs != 1 || pos < 0 || pos >= nbInputs + nbOutputs) return false;
   if (nbInputs != kRequiredInputs && nbInputs != sp::kNumInputs) return false;
   const nvinfer1::PluginTensorDesc& d = inOut[pos].desc;
@@ -140,6 +143,7 @@ bool RasPlugin::supportsFormatCombination(int32_t pos, nvinfer1::DynamicPluginTe
 size_t RasPlugin::getWorkspaceSize(nvinfer1::DynamicPluginTensorDesc const* inputs, int32_t nbInputs,
                                    nvinfer1::DynamicPluginTensorDesc const* /*outputs*/,
                                    int32_t /*nbOutputs*/) const noexcept {
+  trace("getWorkspaceSize");
   try {
     if (inputs == nullptr || nbInputs < kRequiredInputs) return 0;
     const std::vector<Dims> dims = max_dims(inputs, nbInputs);
@@ -153,6 +157,7 @@ size_t RasPlugin::getWorkspaceSize(nvinfer1::DynamicPluginTensorDesc const* inpu
 
 int32_t RasPlugin::onShapeChange(nvinfer1::PluginTensorDesc const* in, int32_t nbInputs,
                                  nvinfer1::PluginTensorDesc const* out, int32_t nbOutputs) noexcept {
+  trace("onShapeChange");
   return check_and_record("onShapeChange", in, nbInputs, out, nbOutputs, [&](const std::vector<Dims>& dims) {
     ras::Shape s{};
     std::string err = check_shapes(dims.data(), nbInputs, &s);
@@ -166,6 +171,7 @@ int32_t RasPlugin::onShapeChange(nvinfer1::PluginTensorDesc const* in, int32_t n
 int32_t RasPlugin::enqueue(nvinfer1::PluginTensorDesc const* inputDesc, nvinfer1::PluginTensorDesc const* outputDesc,
                            void const* const* inputs, void* const* outputs, void* workspace,
                            cudaStream_t stream) noexcept {
+  trace("enqueue");
   try {
     if (inputDesc == nullptr || outputDesc == nullptr || inputs == nullptr || outputs == nullptr) {
       report("enqueue: null descriptors or pointers");
