@@ -94,7 +94,18 @@ elif command -v compute-sanitizer >/dev/null && [ -x "$HARNESS" ] && [ -d "$RRSR
     done
   done
 else
-  echo "(compute-sanitizer step skipped: no compute-sanitizer, harness or kept cases)"
+  echo "(compute-sanitizer step on the TensorRT enqueue cases skipped: no compute-sanitizer, harness or kept cases)"
+fi
+# the PatchMatch tensor-core kernels not yet chosen by kAuto (v3), straight through plugins/torch
+if want sanitizer && command -v compute-sanitizer >/dev/null; then
+  for tool in memcheck racecheck; do
+    if [ $((DEADLINE - SECONDS - $(later sanitizer))) -lt 30 ]; then echo "$tool patch_match v2/v3: skipped (time)"; continue; fi
+    t=$(allow 90 "$(later sanitizer)")
+    timeout "$t" compute-sanitizer --tool "$tool" --error-exitcode 3 "$PY" scripts/sanitize_patch_match.py \
+      > build/sanitizer_pm.txt 2>&1
+    rc=$?; echo "$tool patch_match v2/v3: rc=$rc $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY|indices' build/sanitizer_pm.txt | tail -n 2 | tr '\n' ' ')"
+    [ $rc -eq 0 ] || { tail -n 30 build/sanitizer_pm.txt; status=1; }
+  done
 fi
 
 if want bench; then
