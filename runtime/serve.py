@@ -98,10 +98,13 @@ def _raise_stop(signum, frame):
               help="CPU threads per instance (PyTorch and ONNX Runtime intra-op) [default: each library's own].")
 @click.option("--startup-timeout", type=click.IntRange(min=1), default=300, show_default=True,
               help="Seconds to wait for the server and the model instances to be ready.")
+@click.option("--exit-timeout", type=click.IntRange(min=0), default=10, show_default=True,
+              help="On SIGINT/SIGTERM, seconds Triton waits for in-flight requests and open client connections "
+                   "(idle keep-alive ones too) before it exits without unloading.")
 @click.option("--quiet", is_flag=True, help="Do not echo Triton's log (its error lines are still reported).")
 @click_errors
 def main(host, http_port, grpc_port, metrics_port, instances, max_queue_size, queue_timeout_ms, threads,
-         startup_timeout, quiet, backend, device, **model):
+         startup_timeout, exit_timeout, quiet, backend, device, **model):
     """Serve RRSR on Triton Inference Server: model "rrsr", inputs lr and ref (UINT8 [h, w, 3] RGB), outputs sr
     (UINT8 [4h, 4w, 3]) and sr_float (FP32 [3, 4h, 4w], unclamped); health, readiness and metrics on Triton's
     standard endpoints. SIGINT or SIGTERM stops it cleanly."""
@@ -125,7 +128,7 @@ def main(host, http_port, grpc_port, metrics_port, instances, max_queue_size, qu
                                                                      queue_timeout_ms))
         except ConfigError as e:
             raise click.ClickException(str(e)) from None
-        server = TritonProcess(repo, workdir, ports, host,
+        server = TritonProcess(repo, workdir, ports, host, exit_timeout=exit_timeout,
                                echo=None if quiet else (lambda ln: click.echo(ln, err=True)))
         try:
             server.start(timeout=startup_timeout)
@@ -144,7 +147,8 @@ def main(host, http_port, grpc_port, metrics_port, instances, max_queue_size, qu
             signal.signal(sig, signal.SIG_IGN)       # a second signal must not interrupt the clean-up
         click.echo(f"rrsr-serve: {s} received, stopping", err=True)
         code = server.stop() if server else 0
-        click.echo(f"rrsr-serve: stopped (tritonserver exit code {code})", err=True)
+        why = "" if code == 0 else f": {(server.error_lines() or ['killed after the exit timeout'])[-1]}"
+        click.echo(f"rrsr-serve: stopped (tritonserver exit code {code}{why})", err=True)
     finally:
         for sig in old:
             signal.signal(sig, signal.SIG_IGN)
