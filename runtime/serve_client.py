@@ -14,17 +14,14 @@ import numpy as np
 
 from .triton_config import MODEL_NAME
 
-_TYPES = {np.dtype(np.uint8): "UINT8", np.dtype(np.float32): "FP32", np.dtype(np.int16): "INT16",
-          np.dtype(np.uint16): "UINT16", np.dtype(np.float64): "FP64", np.dtype(np.int32): "INT32"}
-
-
 def make_inputs(**arrays: np.ndarray):
     """tritonclient HTTP inputs, binary-encoded, with the Triton type of each array's dtype."""
     import tritonclient.http as httpclient
+    from tritonclient.utils import np_to_triton_dtype
     out = []
     for name, a in arrays.items():
         a = np.ascontiguousarray(a)
-        i = httpclient.InferInput(name, list(a.shape), _TYPES[a.dtype])
+        i = httpclient.InferInput(name, list(a.shape), np_to_triton_dtype(a.dtype))
         i.set_data_from_numpy(a, binary_data=True)
         out.append(i)
     return out

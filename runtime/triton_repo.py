@@ -182,7 +182,7 @@ def plan_repository(*, engine=None, onnx=None, trt_plugins=None, ort_library=Non
     nothing is written. {"models": {name: config}, "files": {name: {relative path: source}}, "command", "net",
     "sidecar"}."""
     from export.check import uses_custom_ops
-    from .sidecar import read_sidecar
+    from .sidecar import check_engine_file, read_sidecar
     if engine is None and onnx is None:
         raise ConfigError("give --engine (a TensorRT engine) and/or --onnx (an ONNX graph)")
     if net == "auto":
@@ -216,6 +216,7 @@ def plan_repository(*, engine=None, onnx=None, trt_plugins=None, ort_library=Non
         if not engine.is_file():
             raise ConfigError(f"engine file not found: {engine}")
         sidecar = read_sidecar(engine)
+        check_engine_file(engine, sidecar)
         files[TRT] = {f"{MODEL_VERSION}/model.plan": engine}
         if sidecar.get("plugin_sha256"):
             plugin = Path(trt_plugins) if trt_plugins else (
