@@ -265,9 +265,19 @@ def test_parity_ort_samples(ort_server, ort_direct, samples, reference):
 
 
 def test_parity_torch_samples(torch_server, samples, reference):
+    """Both samples at once: the server's two instances (one thread each) answer them in parallel."""
+    def served(item):
+        name, lr, ref = item
+        cl = httpclient.InferenceServerClient(torch_server.url, connection_timeout=TIMEOUT_S, network_timeout=TIMEOUT_S)
+        try:
+            return super_resolve_remote(cl, lr, ref, timeout_s=TIMEOUT_S)
+        finally:
+            cl.close()
+
+    with ThreadPoolExecutor(len(samples)) as pool:
+        answers = list(pool.map(served, samples))
     figures = []
-    for name, lr, ref in samples:
-        sr, sr_float = super_resolve_remote(torch_server.client, lr, ref, timeout_s=TIMEOUT_S)
+    for (name, lr, ref), (sr, sr_float) in zip(samples, answers):
         want = super_resolve(reference, lr, ref).sr
         err = float(np.abs(sr_float - want).max())
         figures.append(f"{name}: max abs {err:.2e}")
@@ -411,3 +421,24 @@ def test_shutdown_leaves_no_process_or_port(server, sig, request):
     assert "stopped (tritonserver exit code 0)" in out
     print(f"\n{server} {signal.Signals(sig).name}: stopped in {r['seconds']:.1f} s, {len(r['tree'])} processes gone, "
           f"ports {s.ports} free")
+
+
+def test_cli_refusals_before_triton_starts():
+    from click.testing import CliRunner
+
+    from runtime.serve import main
+    r = CliRunner().invoke(main, ["--http-port", "1234"])
+    assert r.exit_code == 2 and "no model given" in r.output
+    r = CliRunner().invoke(main, ["--onnx", "/nonexistent/rrsr.onnx", "--backend", "ort"])
+    assert r.exit_code == 1 and "ONNX file not found: /nonexistent/rrsr.onnx" in r.output
+    with socket.socket() as busy:
+        busy.bind((HOST, 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        grpc, metrics = free_ports(2)
+        r = CliRunner().invoke(main, ["--ckpt", str(DEMO_CKPT), "--backend", "torch", "--device", "cpu", "--quiet",
+                                      "--http-port", str(port), "--grpc-port", str(grpc), "--metrics-port",
+                                      str(metrics)])
+    assert r.exit_code == 1, r.output
+    assert f"port {port} on {HOST} (--http-port) is in use" in r.output
+    assert "Traceback" not in r.output
