@@ -181,7 +181,7 @@ def ort_server(demo_onnx, tmp_path_factory):
 @pytest.fixture(scope="module")
 def torch_server(tmp_path_factory):
     s = Served(tmp_path_factory.mktemp("serve-torch"), "--ckpt", str(DEMO_CKPT), "--backend", "torch",
-               "--device", "cpu", "--instances", "2", "--threads", "1")
+               "--device", "cpu", "--instances", "2", "--threads", "1", "--max-queue-size", "1")
     yield s
     s.kill()
 
@@ -284,6 +284,28 @@ def test_parity_torch_samples(torch_server, samples, reference):
         assert err <= FP32_TOL, figures[-1]
         np.testing.assert_array_equal(sr, to_uint8(sr_float))
     print("\nserved torch parity vs PyTorch FP32:", "; ".join(figures))
+
+
+def test_queue_limit_rejects_the_overflow(torch_server):
+    """--instances 2 --max-queue-size 1: of 6 requests sent at once, at most 3 are taken (2 running, 1 waiting);
+    the rest are refused at once by Triton's queue policy, and the taken ones are answered."""
+    lr, ref = _rand(12, 12, 41), _rand(48, 48, 42)
+
+    def one(_):
+        cl = httpclient.InferenceServerClient(torch_server.url, connection_timeout=TIMEOUT_S, network_timeout=TIMEOUT_S)
+        try:
+            return super_resolve_remote(cl, lr, ref, timeout_s=TIMEOUT_S)[0].shape
+        except InferenceServerException as e:
+            return e.message()
+        finally:
+            cl.close()
+
+    with ThreadPoolExecutor(6) as pool:
+        got = list(pool.map(one, range(6)))
+    done = [g for g in got if g == (48, 48, 3)]
+    refused = [g for g in got if g != (48, 48, 3)]
+    assert 1 <= len(done) <= 3 and len(done) + len(refused) == 6, got
+    assert all("Exceeds maximum queue size" in m for m in refused), refused
 
 
 # LR sizes and reference sizes: exact 4x, a larger reference (padding, valid_size), one not a multiple of 4
