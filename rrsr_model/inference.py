@@ -1,10 +1,5 @@
-"""Pre-processing exactly as the authors' test path, and ``super_resolve``.
-
-Reference size. The network decodes match indices with the input's width, so the reference must have the SR's
-size. Like the authors' test set-up, a reference of another size is mod-4 cropped and both images are
-zero-padded bottom/right to the common size (max of each side); RAS means then cover only the valid
-(unpadded) region and the SR is cropped back. The authors pad the HR and then downsample; we are given the
-LR, so we pad the LR by 1/4 of the HR padding (identical away from the padded border).
+"""Pre-processing exactly as the authors' test path (``preprocess.prepare_arrays``, then tensors), and
+``super_resolve``. See ``preprocess`` for how a reference of another size is cropped and padded.
 """
 from __future__ import annotations
 
@@ -14,10 +9,8 @@ from typing import Optional
 import numpy as np
 import torch
 
-from .images import SCALE, check_rgb_uint8, mod_crop, pad_to, pil_bicubic, to_tensor
-
-MIN_LR_SIDE = 3            # one 3x3 patch on the 1/4-resolution feature grid
-MIN_REF_SIDE = 3 * SCALE
+from .images import to_tensor
+from .preprocess import MIN_LR_SIDE, MIN_REF_SIDE, SCALE, prepare_arrays  # noqa: F401 (re-exported)
 
 
 @dataclass
@@ -35,24 +28,9 @@ class PreparedInputs:
 
 
 def prepare_inputs(lr: np.ndarray, ref: np.ndarray) -> PreparedInputs:
-    lr = check_rgb_uint8(lr, "lr")
-    ref = check_rgb_uint8(ref, "ref")
-    h, w = lr.shape[:2]
-    if h < MIN_LR_SIDE or w < MIN_LR_SIDE:
-        raise ValueError(f"lr: {h}x{w} is too small; RRSR needs at least {MIN_LR_SIDE}x{MIN_LR_SIDE} LR pixels")
-    if ref.shape[0] < MIN_REF_SIDE or ref.shape[1] < MIN_REF_SIDE:
-        raise ValueError(f"ref: {ref.shape[0]}x{ref.shape[1]} is too small; a reference needs at least "
-                         f"{MIN_REF_SIDE}x{MIN_REF_SIDE} pixels (one 3x3 patch on the 1/4-resolution feature grid)")
-    ref = mod_crop(ref, SCALE)
-    out_hw = (SCALE * h, SCALE * w)
-    target = (max(out_hw[0], ref.shape[0]), max(out_hw[1], ref.shape[1]))
-    padded = target != out_hw or ref.shape[:2] != out_hw
-    if padded:
-        lr = pad_to(lr, (target[0] // SCALE, target[1] // SCALE))
-        ref = pad_to(ref, target)
-    lr_up = pil_bicubic(lr, target)
-    valid = torch.tensor(out_hw, dtype=torch.int64) if padded else None
-    return PreparedInputs(to_tensor(lr), to_tensor(lr_up), to_tensor(ref), valid, out_hw)
+    p = prepare_arrays(lr, ref)
+    valid = torch.tensor(p.out_hw, dtype=torch.int64) if p.padded else None
+    return PreparedInputs(to_tensor(p.lr), to_tensor(p.lr_up), to_tensor(p.ref), valid, p.out_hw)
 
 
 @torch.no_grad()

@@ -11,7 +11,7 @@ if [ ! -x "$venv/bin/python" ]; then
   echo "[setup] creating $venv"
   "$py" -m venv "$venv"
 fi
-extras="${RRSR_EXTRAS-test,train,rtx}"   # empty = core dependencies only
+extras="${RRSR_EXTRAS-test,train,rtx,serve}"   # empty = core dependencies only
 stamp="$venv/.rrsr-installed-${extras//,/_}"
 if [ ! -f "$stamp" ] || [ "$root/setup.cfg" -nt "$stamp" ]; then
   echo "[setup] installing torch 2.13.0 (CPU) and the project${extras:+ with extras $extras}"

@@ -29,6 +29,7 @@ class ModelFiles:
     precision: str = "fp32"                # torch backend only; graphs and engines carry theirs
     torch_kernels: str = "auto"            # torch backend on CUDA: auto / compiled / reference (torch_backend)
     compile: bool = False                  # torch backend: the fast path (runtime.fast_path)
+    threads: Optional[int] = None          # ort: intra-op threads (default: ORT's own, one per core)
 
     def given(self) -> list[str]:
         return [n for n, v in (("--engine", self.engine), ("--onnx", self.onnx), ("--ckpt", self.ckpt)) if v is not None]
@@ -42,7 +43,7 @@ def _loader(kind: str, files: ModelFiles, device: str) -> Loader:
     if kind == "ort":
         if files.onnx is None:
             raise BackendError("the ort backend needs --onnx (a graph written by rrsr-export)")
-        return OrtLoader(files.onnx, device=device)
+        return OrtLoader(files.onnx, device=device, threads=files.threads)
     if kind == "torch":
         if files.ckpt is None:
             raise BackendError("the torch backend needs --ckpt (an rrsr bundle, or the official generator file "
