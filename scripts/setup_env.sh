@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Create (or reuse) the project's virtual environment in .venv and install the project into it.
-# CPU torch 2.13.0 is installed first so that nothing pulls a multi-GB CUDA build. The default extras include rtx:
+# CPU torch 2.13.0 is installed first so that nothing pulls a multi-GB CUDA build. The default extras are test, train,
+# serve (Triton, see the README) and rtx:
 # TensorRT for RTX (~95 MB of wheels), which builds engines without a GPU; its ONNX parser needs a link
 # libtensorrt_rtx.so -> libtensorrt_rtx.so.1, created (and printed) in build/tensorrt-rtx/, never in site-packages.
 set -euo pipefail
